@@ -1,0 +1,540 @@
+//! The endpoint's JSON, read into plain types.
+//!
+//! `/task` becomes a [`Task`], `/task/stats` a map from `DockerId` to an optional [`Sample`].
+//! Parsing is tolerant by construction: the body is read as a `serde_json::Value` and every field
+//! is picked out by hand, so a missing field, a `null`, a field of an unexpected type (the edited
+//! Windows fixture has blkio lists that are the *string* `"None"`) or an unknown field costs that
+//! one field, never the payload. Counters are `u64`, limits `f64`.
+//!
+//! A stats entry is a [`Sample`] only when it is a real reading: an object whose `read` is a
+//! timestamp other than Go's zero time (`0001-01-01T00:00:00Z`, what Docker reports for a container
+//! that is not running). `null`, `{}` and zero-`read` entries are `None`.
+//!
+//! Out of scope: fetching the bodies (`metadata.rs`), deciding what the numbers mean (`compute.rs`).
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+/// Why a body could not be read as the payload it should be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError(pub String);
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Task metadata (`GET <base>/task`), the fields the exporter uses.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Task {
+    /// As given: a short name on EC2, a full ARN on Fargate.
+    pub cluster: String,
+    pub task_arn: String,
+    pub family: String,
+    pub revision: String,
+    pub launch_type: String,
+    pub availability_zone: String,
+    pub service_name: String,
+    /// Task `Limits.CPU`, in vCPUs.
+    pub cpu_vcpus: Option<f64>,
+    /// Task `Limits.Memory`, in MiB.
+    pub memory_mib: Option<f64>,
+    /// Fargate `EphemeralStorageMetrics.Utilized`, MiB.
+    pub ephemeral_used_mib: Option<f64>,
+    /// Fargate `EphemeralStorageMetrics.Reserved`, MiB.
+    pub ephemeral_reserved_mib: Option<f64>,
+    pub containers: Vec<Container>,
+}
+
+/// One entry of the task's `Containers`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Container {
+    pub docker_id: String,
+    pub name: String,
+    pub image: String,
+    pub image_id: String,
+    pub known_status: String,
+    /// Container `Limits.CPU`, in CPU units (1024 = one vCPU).
+    pub cpu_units: Option<f64>,
+    /// Container `Limits.Memory`, in MiB.
+    pub memory_mib: Option<f64>,
+    /// `Health.status` (`HEALTHY`, `UNHEALTHY`, `UNKNOWN`), as given.
+    pub health: Option<String>,
+    pub restart_count: Option<u64>,
+    pub exit_code: Option<i64>,
+    /// `StartedAt` as Unix seconds.
+    pub started_at: Option<f64>,
+    /// `Networks[0].NetworkMode` (`awsvpc`, `bridge`, `host`, ...).
+    pub network_mode: Option<String>,
+}
+
+/// The cumulative CPU counters of one reading (`cpu_stats` or `precpu_stats`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Cpu {
+    /// `cpu_usage.total_usage`, ns.
+    pub total: Option<u64>,
+    /// `cpu_usage.percpu_usage`, ns (cgroup v1 only; may be padded with zeros).
+    pub percpu: Vec<u64>,
+    pub kernel: Option<u64>,
+    pub user: Option<u64>,
+    /// `system_cpu_usage`, ns of host CPU time (absent on Windows and on some Fargate samples).
+    pub system: Option<u64>,
+    pub online_cpus: Option<u32>,
+}
+
+/// `cpu_stats.throttling_data`, raw cumulative values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Throttling {
+    pub periods: u64,
+    pub throttled_periods: u64,
+    pub throttled_time: u64,
+}
+
+/// `memory_stats`, normalised across cgroup v1 and v2.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Memory {
+    /// `usage` (includes page cache).
+    pub usage: Option<u64>,
+    /// v1 `cache`, v2 `file`.
+    pub cache: Option<u64>,
+    /// v1 `rss`, v2 `anon`.
+    pub rss: Option<u64>,
+    /// v1 `total_inactive_file`, v2 `inactive_file`.
+    pub inactive_file: Option<u64>,
+}
+
+/// `blkio_stats` summed over devices; `None` where the list is absent or `null`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Disk {
+    pub read_bytes: Option<u64>,
+    pub write_bytes: Option<u64>,
+    pub read_ops: Option<u64>,
+    pub write_ops: Option<u64>,
+}
+
+/// One interface of `networks`. Missing counters read as 0 (Windows has no error counters).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Net {
+    pub rx_bytes: u64,
+    pub rx_packets: u64,
+    pub rx_errors: u64,
+    pub rx_dropped: u64,
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_errors: u64,
+    pub tx_dropped: u64,
+}
+
+/// A real stats reading of one container.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sample {
+    /// `read`, ns since the Unix epoch.
+    pub read: i128,
+    /// `preread`, when it is a real time.
+    pub preread: Option<i128>,
+    pub cpu: Cpu,
+    /// `precpu_stats` (all zero on a first sample).
+    pub precpu: Cpu,
+    pub throttling: Option<Throttling>,
+    pub memory: Memory,
+    pub disk: Disk,
+    /// Interfaces sorted by name.
+    pub networks: Vec<(String, Net)>,
+}
+
+/// `/task/stats`: `DockerId` → a sample, or `None` for `null`, `{}` and not-running entries.
+pub type Stats = HashMap<String, Option<Sample>>;
+
+/// Reads a `/task` body.
+pub fn parse_task(body: &[u8]) -> Result<Task, ParseError> {
+    let value: Value = serde_json::from_slice(body).map_err(json_error)?;
+    let Value::Object(t) = value else {
+        return Err(ParseError(format!(
+            "expected a JSON object, got {}",
+            kind(&value)
+        )));
+    };
+    let limits = t.get("Limits");
+    let ephemeral = t.get("EphemeralStorageMetrics");
+    Ok(Task {
+        cluster: string(t.get("Cluster")),
+        task_arn: string(t.get("TaskARN")),
+        family: string(t.get("Family")),
+        revision: string(t.get("Revision")),
+        launch_type: string(t.get("LaunchType")),
+        availability_zone: string(t.get("AvailabilityZone")),
+        service_name: string(t.get("ServiceName")),
+        cpu_vcpus: float(field(limits, "CPU")),
+        memory_mib: float(field(limits, "Memory")),
+        ephemeral_used_mib: float(field(ephemeral, "Utilized")),
+        ephemeral_reserved_mib: float(field(ephemeral, "Reserved")),
+        containers: match t.get("Containers") {
+            Some(Value::Array(list)) => list.iter().filter_map(container).collect(),
+            _ => Vec::new(),
+        },
+    })
+}
+
+/// Reads a `/task/stats` body. The whole map may be `null` or `{}` (no container yet).
+pub fn parse_stats(body: &[u8]) -> Result<Stats, ParseError> {
+    let value: Value = serde_json::from_slice(body).map_err(json_error)?;
+    match value {
+        Value::Null => Ok(Stats::new()),
+        Value::Object(map) => Ok(map
+            .into_iter()
+            .map(|(id, entry)| {
+                let sample = sample(&entry);
+                (id, sample)
+            })
+            .collect()),
+        other => Err(ParseError(format!(
+            "expected a JSON object or null, got {}",
+            kind(&other)
+        ))),
+    }
+}
+
+/// Reads one container's stats object (the `${URI}/stats` shape, or one value of `/task/stats`).
+pub fn sample(entry: &Value) -> Option<Sample> {
+    let s = entry.as_object()?;
+    let read = s.get("read").and_then(Value::as_str).and_then(timestamp)?;
+    let cpu_stats = s.get("cpu_stats");
+    let memory_stats = s.get("memory_stats");
+    let blkio = s.get("blkio_stats");
+    Some(Sample {
+        read,
+        preread: s.get("preread").and_then(Value::as_str).and_then(timestamp),
+        cpu: cpu(cpu_stats),
+        precpu: cpu(s.get("precpu_stats")),
+        throttling: field(cpu_stats, "throttling_data")
+            .and_then(Value::as_object)
+            .map(|t| Throttling {
+                periods: counter(t.get("periods")).unwrap_or(0),
+                throttled_periods: counter(t.get("throttled_periods")).unwrap_or(0),
+                throttled_time: counter(t.get("throttled_time")).unwrap_or(0),
+            }),
+        memory: memory(memory_stats),
+        disk: Disk {
+            read_bytes: blkio_sum(field(blkio, "io_service_bytes_recursive"), "read"),
+            write_bytes: blkio_sum(field(blkio, "io_service_bytes_recursive"), "write"),
+            read_ops: blkio_sum(field(blkio, "io_serviced_recursive"), "read"),
+            write_ops: blkio_sum(field(blkio, "io_serviced_recursive"), "write"),
+        },
+        networks: networks(s.get("networks")),
+    })
+}
+
+fn container(value: &Value) -> Option<Container> {
+    let c = value.as_object()?;
+    let limits = c.get("Limits");
+    let first_network = match c.get("Networks") {
+        Some(Value::Array(list)) => list.first(),
+        _ => None,
+    };
+    Some(Container {
+        docker_id: string(c.get("DockerId")),
+        name: string(c.get("Name")),
+        image: string(c.get("Image")),
+        image_id: string(c.get("ImageID")),
+        known_status: string(c.get("KnownStatus")),
+        cpu_units: float(field(limits, "CPU")),
+        memory_mib: float(field(limits, "Memory")),
+        health: field(c.get("Health"), "status")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        restart_count: counter(c.get("RestartCount")),
+        exit_code: c.get("ExitCode").and_then(Value::as_i64),
+        started_at: c
+            .get("StartedAt")
+            .and_then(Value::as_str)
+            .and_then(timestamp)
+            .map(|ns| ns as f64 / 1e9),
+        network_mode: field(first_network, "NetworkMode")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    })
+}
+
+fn cpu(value: Option<&Value>) -> Cpu {
+    let usage = field(value, "cpu_usage");
+    Cpu {
+        total: counter(field(usage, "total_usage")),
+        percpu: match field(usage, "percpu_usage") {
+            Some(Value::Array(list)) => {
+                list.iter().map(|v| counter(Some(v)).unwrap_or(0)).collect()
+            }
+            _ => Vec::new(),
+        },
+        kernel: counter(field(usage, "usage_in_kernelmode")),
+        user: counter(field(usage, "usage_in_usermode")),
+        system: counter(field(value, "system_cpu_usage")),
+        online_cpus: counter(field(value, "online_cpus"))
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|&n| n > 0),
+    }
+}
+
+fn memory(value: Option<&Value>) -> Memory {
+    let stats = field(value, "stats");
+    let key = |k: &str| counter(field(stats, k));
+    Memory {
+        usage: counter(field(value, "usage")),
+        cache: key("cache").or_else(|| key("file")),
+        rss: key("rss").or_else(|| key("anon")),
+        inactive_file: key("total_inactive_file").or_else(|| key("inactive_file")),
+    }
+}
+
+/// Σ `value` over the entries whose `op` is `op` in any case; `None` when the list is not a list.
+fn blkio_sum(list: Option<&Value>, op: &str) -> Option<u64> {
+    let Some(Value::Array(entries)) = list else {
+        return None;
+    };
+    Some(
+        entries
+            .iter()
+            .filter(|e| {
+                e.get("op")
+                    .and_then(Value::as_str)
+                    .is_some_and(|o| o.eq_ignore_ascii_case(op))
+            })
+            .filter_map(|e| counter(e.get("value")))
+            .fold(0u64, u64::saturating_add),
+    )
+}
+
+fn networks(value: Option<&Value>) -> Vec<(String, Net)> {
+    let Some(Value::Object(map)) = value else {
+        return Vec::new();
+    };
+    let mut list: Vec<(String, Net)> = map
+        .iter()
+        .filter_map(|(name, n)| {
+            let n: &Map<String, Value> = n.as_object()?;
+            let c = |k: &str| counter(n.get(k)).unwrap_or(0);
+            Some((
+                name.clone(),
+                Net {
+                    rx_bytes: c("rx_bytes"),
+                    rx_packets: c("rx_packets"),
+                    rx_errors: c("rx_errors"),
+                    rx_dropped: c("rx_dropped"),
+                    tx_bytes: c("tx_bytes"),
+                    tx_packets: c("tx_packets"),
+                    tx_errors: c("tx_errors"),
+                    tx_dropped: c("tx_dropped"),
+                },
+            ))
+        })
+        .collect();
+    list.sort_by(|a, b| a.0.cmp(&b.0));
+    list
+}
+
+fn field<'a>(value: Option<&'a Value>, key: &str) -> Option<&'a Value> {
+    value?.as_object()?.get(key)
+}
+
+fn string(value: Option<&Value>) -> String {
+    match value {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// A finite number (a limit).
+fn float(value: Option<&Value>) -> Option<f64> {
+    value?.as_f64().filter(|f| f.is_finite())
+}
+
+/// A non-negative count: a JSON integer, or a float (`9223372036854772000` as printed by some
+/// encoders) truncated and saturated into `u64`. Negative or non-numeric values are `None`.
+fn counter(value: Option<&Value>) -> Option<u64> {
+    let n = value?.as_number()?;
+    if let Some(u) = n.as_u64() {
+        return Some(u);
+    }
+    let f = n.as_f64()?;
+    // `as` saturates: values above u64::MAX become u64::MAX.
+    (f.is_finite() && f >= 0.0).then_some(f as u64)
+}
+
+fn json_error(e: serde_json::Error) -> ParseError {
+    ParseError(format!("invalid JSON: {e}"))
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Parses an RFC 3339 time (`2025-02-27T05:22:49.186680233Z`, any fraction length, `Z` or a
+/// `±hh:mm` offset) into ns since the Unix epoch. Go's zero time (year 1) is `None`: it means
+/// "never read".
+pub fn timestamp(s: &str) -> Option<i128> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = s.get(r)?;
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if year <= 1 || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut nanos: i128 = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        for (i, c) in frac.bytes().take(digits).enumerate() {
+            if i < 9 {
+                nanos = nanos * 10 + i128::from(c - b'0');
+            }
+        }
+        for _ in digits..9 {
+            nanos *= 10;
+        }
+        rest = &frac[digits..];
+    }
+    let offset_secs: i64 = match rest.as_bytes() {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let digit = |c: &u8| c.is_ascii_digit().then(|| i64::from(c - b'0'));
+            let h = digit(h1)? * 10 + digit(h2)?;
+            let m = digit(m1)? * 10 + digit(m2)?;
+            let off = h * 3600 + m * 60;
+            if *sign == b'+' { off } else { -off }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_secs;
+    Some(i128::from(secs) * 1_000_000_000 + nanos)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_parse_to_nanoseconds_since_epoch() {
+        assert_eq!(timestamp("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            timestamp("2025-02-27T05:22:49.186680233Z"),
+            Some(1_740_633_769_186_680_233)
+        );
+        // Seven fraction digits (Windows) and an offset.
+        assert_eq!(
+            timestamp("2021-10-29T10:25:20.5933849Z"),
+            Some(1_635_503_120_593_384_900)
+        );
+        assert_eq!(timestamp("1970-01-01T01:00:00+01:00"), Some(0));
+        // More than nine digits are cut, not rounded.
+        assert_eq!(
+            timestamp("1970-01-01T00:00:00.1234567899Z"),
+            Some(123_456_789)
+        );
+    }
+
+    #[test]
+    fn go_zero_time_and_garbage_are_not_timestamps() {
+        assert_eq!(timestamp("0001-01-01T00:00:00Z"), None);
+        for bad in [
+            "",
+            "2025",
+            "2025-02-27 05:22:49",
+            "2025-13-01T00:00:00Z",
+            "2025-02-27T05:22:49.Z",
+            "x025-02-27T05:22:49Z",
+            "2025-02-27T05:22:49+0100",
+        ] {
+            assert_eq!(timestamp(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn counters_accept_float_literals_and_saturate() {
+        let v: Value = serde_json::from_str(
+            "[9223372036854772000, 18446744073709551615, 1e30, -1, 2.5, \"3\"]",
+        )
+        .unwrap();
+        let a = v.as_array().unwrap();
+        assert_eq!(counter(a.first()), Some(9_223_372_036_854_772_000));
+        assert_eq!(counter(a.get(1)), Some(u64::MAX));
+        assert_eq!(counter(a.get(2)), Some(u64::MAX));
+        assert_eq!(counter(a.get(3)), None);
+        assert_eq!(counter(a.get(4)), Some(2));
+        assert_eq!(counter(a.get(5)), None);
+    }
+
+    #[test]
+    fn stats_map_may_be_null_or_empty_but_not_a_string() {
+        assert!(parse_stats(b"null").unwrap().is_empty());
+        assert!(parse_stats(b"{}").unwrap().is_empty());
+        assert!(parse_stats(b"\"Unable to get task stats\"").is_err());
+        assert!(parse_stats(b"{\"a\":").is_err());
+        assert!(parse_task(b"[]").is_err());
+    }
+
+    #[test]
+    fn entries_without_a_real_read_are_absent() {
+        let stats = parse_stats(br#"{"a": null, "b": {}, "c": {"read": "0001-01-01T00:00:00Z"}, "d": {"read": "2025-01-01T00:00:00Z"}}"#).unwrap();
+        assert_eq!(stats.len(), 4);
+        assert!(stats["a"].is_none() && stats["b"].is_none() && stats["c"].is_none());
+        assert!(stats["d"].is_some());
+    }
+
+    #[test]
+    fn fields_of_the_wrong_type_cost_only_that_field() {
+        let stats = parse_stats(
+            br#"{"x": {"read": "2025-01-01T00:00:00Z",
+            "blkio_stats": {"io_service_bytes_recursive": "None"},
+            "cpu_stats": {"cpu_usage": {"total_usage": "12", "usage_in_kernelmode": 5}},
+            "memory_stats": {"usage": 10, "stats": []}, "networks": {"eth0": 3}}}"#,
+        )
+        .unwrap();
+        let s = stats["x"].clone().unwrap();
+        assert_eq!(s.disk, Disk::default());
+        assert_eq!(s.cpu.total, None);
+        assert_eq!(s.cpu.kernel, Some(5));
+        assert_eq!(s.memory.usage, Some(10));
+        assert!(s.networks.is_empty());
+    }
+}

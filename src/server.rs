@@ -1,0 +1,484 @@
+//! The HTTP server: `/metrics`, `/health`, `/`, written over `std::net` with hard bounds.
+//!
+//! Why not tiny_http (the design card's choice): tiny_http 0.12 stops accepting for good on the
+//! first `accept` error (EMFILE under a connection flood ends the server), gives every connection
+//! a thread with no limit, and sets no read timeout, so one idle client holds a thread forever.
+//! A sidecar's server only needs three GET paths and no bodies, so the bounded version is short:
+//!
+//! - one accept thread; an `accept` error is logged and retried after a pause, never fatal;
+//! - a thread per connection (64 KiB stack), at most [`MAX_CONNECTIONS`] at once; beyond that a
+//!   new connection gets `503` and is closed;
+//! - a request head must arrive whole within [`HEAD_TIMEOUT`] (a trickle cannot reset it) and be
+//!   at most [`MAX_HEAD`] bytes (else `431`); an idle keep-alive connection is closed after the
+//!   same time; a request body of up to 64 KiB is read and dropped, a larger one closes the
+//!   connection after the answer (`413`);
+//! - anything unparsable gets `400` and a close; writes time out too.
+//!
+//! A scrape writes the exposition the poller rendered; it never computes or calls the endpoint.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::exposition::Format;
+use crate::state::State;
+
+/// Connections served at once; more are answered `503`.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// The longest a request head may take to arrive, and the longest a connection may sit idle.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest request head (request line and headers).
+pub const MAX_HEAD: usize = 8 * 1024;
+/// The largest request body that is read and dropped to keep the connection.
+const MAX_DRAINED_BODY: usize = 64 * 1024;
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+const STACK_SIZE: usize = 64 * 1024;
+
+const INDEX: &str = "<!DOCTYPE html>\n<html><head><title>ecs-container-exporter</title></head>\n\
+<body><h1>ecs-container-exporter</h1><p><a href=\"/metrics\">Metrics</a> &middot; \
+<a href=\"/health\">Health</a></p></body></html>\n";
+
+/// Binds the listening socket (before any thread starts, so a bad address fails at once).
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    TcpListener::bind(addr)
+}
+
+/// Starts the accept thread.
+pub fn spawn(listener: TcpListener, state: Arc<State>) -> io::Result<()> {
+    let open = Arc::new(AtomicUsize::new(0));
+    thread::Builder::new()
+        .name("http".into())
+        .spawn(move || accept_loop(&listener, &state, &open))?;
+    Ok(())
+}
+
+fn accept_loop(listener: &TcpListener, state: &Arc<State>, open: &Arc<AtomicUsize>) {
+    let mut last_error_log: Option<Instant> = None;
+    loop {
+        let stream = match listener.accept() {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // EMFILE, ENFILE, ENOBUFS, ECONNABORTED...: wait a little, go on.
+                if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                    log::warn!("accepting a connection failed (retrying): {e}");
+                    last_error_log = Some(Instant::now());
+                }
+                thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+        };
+        if state.stopping() {
+            drop(stream);
+            continue;
+        }
+        if open.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+            open.fetch_sub(1, Ordering::SeqCst);
+            refuse(stream);
+            continue;
+        }
+        let (state, guard) = (Arc::clone(state), Arc::clone(open));
+        let spawned = thread::Builder::new()
+            .stack_size(STACK_SIZE)
+            .spawn(move || {
+                serve(stream, &state);
+                guard.fetch_sub(1, Ordering::SeqCst);
+            });
+        if let Err(e) = spawned {
+            open.fetch_sub(1, Ordering::SeqCst);
+            log::debug!("no thread for a connection: {e}");
+        }
+    }
+}
+
+fn refuse(mut stream: TcpStream) {
+    let _ = stream.set_nonblocking(true);
+    let _ = stream.write_all(
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 1\r\n\r\n",
+    );
+}
+
+/// A parsed request head.
+#[derive(Debug, PartialEq, Eq)]
+struct Request {
+    method: String,
+    path: String,
+    keep_alive: bool,
+    accept: Option<String>,
+    content_length: usize,
+    chunked: bool,
+}
+
+/// Why a request got no ordinary answer.
+#[derive(Debug, PartialEq, Eq)]
+enum HeadError {
+    /// The peer closed or went quiet: just close.
+    Gone,
+    TooLarge,
+    Malformed,
+}
+
+fn serve(mut stream: TcpStream, state: &State) {
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    let mut buffer = Vec::with_capacity(1024);
+    loop {
+        let request = match read_head(&mut stream, &mut buffer).and_then(|head| parse(&head)) {
+            Ok(r) => r,
+            Err(HeadError::Gone) => return,
+            Err(HeadError::TooLarge) => {
+                let _ = respond(
+                    &mut stream,
+                    431,
+                    "text/plain",
+                    &["request head too large\n"],
+                    false,
+                    false,
+                    &[],
+                );
+                return linger_close(stream);
+            }
+            Err(HeadError::Malformed) => {
+                let _ = respond(
+                    &mut stream,
+                    400,
+                    "text/plain",
+                    &["bad request\n"],
+                    false,
+                    false,
+                    &[],
+                );
+                return linger_close(stream);
+            }
+        };
+        let _in_flight = state.request();
+        let mut keep_alive = request.keep_alive && !state.stopping();
+        if request.chunked || request.content_length > MAX_DRAINED_BODY {
+            keep_alive = false;
+        } else if request.content_length > 0
+            && !drain(&mut stream, &mut buffer, request.content_length)
+        {
+            return;
+        }
+        let ok = if request.chunked || request.content_length > MAX_DRAINED_BODY {
+            respond(
+                &mut stream,
+                413,
+                "text/plain",
+                &["request body too large\n"],
+                false,
+                false,
+                &[],
+            )
+        } else {
+            answer(&mut stream, &request, keep_alive, state)
+        };
+        if ok.is_err() || !keep_alive {
+            return linger_close(stream);
+        }
+    }
+}
+
+fn answer(stream: &mut TcpStream, r: &Request, keep_alive: bool, state: &State) -> io::Result<()> {
+    let head = r.method == "HEAD";
+    let allowed = r.method == "GET" || head;
+    let known = matches!(r.path.as_str(), "/metrics" | "/health" | "/");
+    if !known {
+        return respond(
+            stream,
+            404,
+            "text/plain",
+            &["not found\n"],
+            head,
+            keep_alive,
+            &[],
+        );
+    }
+    if !allowed {
+        let allow = [("Allow", "GET, HEAD")];
+        return respond(
+            stream,
+            405,
+            "text/plain",
+            &["method not allowed\n"],
+            false,
+            keep_alive,
+            &allow,
+        );
+    }
+    match r.path.as_str() {
+        "/metrics" => {
+            let format = Format::negotiate(r.accept.as_deref());
+            let latest = state.latest();
+            let tail = state.tail(format);
+            respond(
+                stream,
+                200,
+                format.content_type(),
+                &[latest.body(format), &tail],
+                head,
+                keep_alive,
+                &[],
+            )
+        }
+        "/health" if state.healthy() => {
+            respond(stream, 200, "text/plain", &["ok\n"], head, keep_alive, &[])
+        }
+        "/health" => respond(
+            stream,
+            503,
+            "text/plain",
+            &["no recent poll\n"],
+            head,
+            keep_alive,
+            &[],
+        ),
+        _ => respond(
+            stream,
+            200,
+            "text/html; charset=utf-8",
+            &[INDEX],
+            head,
+            keep_alive,
+            &[],
+        ),
+    }
+}
+
+fn respond(
+    stream: &mut TcpStream,
+    status: u16,
+    content_type: &str,
+    body: &[&str],
+    head_only: bool,
+    keep_alive: bool,
+    extra: &[(&str, &str)],
+) -> io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        413 => "Content Too Large",
+        431 => "Request Header Fields Too Large",
+        _ => "Service Unavailable",
+    };
+    let length: usize = body.iter().map(|b| b.len()).sum();
+    let mut head = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\nConnection: {}\r\n",
+        if keep_alive { "keep-alive" } else { "close" }
+    );
+    for (k, v) in extra {
+        head.push_str(k);
+        head.push_str(": ");
+        head.push_str(v);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    if !head_only {
+        for part in body {
+            stream.write_all(part.as_bytes())?;
+        }
+    }
+    stream.flush()
+}
+
+/// Closes after an answer without resetting it: stop writing, then read briefly what the peer
+/// still sends, so that unread bytes do not turn the close into a reset that eats the answer.
+fn linger_close(mut stream: TcpStream) {
+    let _ = stream.shutdown(Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut sink = [0u8; 1024];
+    for _ in 0..64 {
+        match stream.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Reads until the end of a request head (`\r\n\r\n`) within [`HEAD_TIMEOUT`]. Bytes after the
+/// head (a pipelined request, a body) stay in `buffer`.
+fn read_head(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Result<Vec<u8>, HeadError> {
+    let deadline = Instant::now() + HEAD_TIMEOUT;
+    let mut chunk = [0u8; 2048];
+    loop {
+        if let Some(end) = find_head_end(buffer) {
+            let rest = buffer.split_off(end);
+            return Ok(std::mem::replace(buffer, rest));
+        }
+        if buffer.len() > MAX_HEAD {
+            return Err(HeadError::TooLarge);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return Err(HeadError::Gone);
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => return Err(HeadError::Gone),
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Err(HeadError::Gone),
+        }
+    }
+}
+
+/// Where the head ends (after its blank line), accepting bare `\n` line ends too.
+fn find_head_end(buffer: &[u8]) -> Option<usize> {
+    let crlf = buffer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4);
+    let lf = buffer.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Reads and drops a small request body; false if the peer went away.
+fn drain(stream: &mut TcpStream, buffer: &mut Vec<u8>, length: usize) -> bool {
+    let deadline = Instant::now() + HEAD_TIMEOUT;
+    let mut chunk = [0u8; 2048];
+    while buffer.len() < length {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return false;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+        }
+    }
+    buffer.drain(..length);
+    true
+}
+
+fn parse(head: &[u8]) -> Result<Request, HeadError> {
+    let text = std::str::from_utf8(head).map_err(|_| HeadError::Malformed)?;
+    let mut lines = text.lines();
+    let request_line = lines.next().ok_or(HeadError::Malformed)?;
+    let mut parts = request_line.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(HeadError::Malformed);
+    };
+    let http11 = match version {
+        "HTTP/1.1" => true,
+        "HTTP/1.0" => false,
+        _ => return Err(HeadError::Malformed),
+    };
+    if method.is_empty()
+        || !method.bytes().all(|b| b.is_ascii_uppercase())
+        || !target.starts_with('/')
+    {
+        return Err(HeadError::Malformed);
+    }
+    let mut request = Request {
+        method: method.to_owned(),
+        path: target.split(['?', '#']).next().unwrap_or(target).to_owned(),
+        keep_alive: http11,
+        accept: None,
+        content_length: 0,
+        chunked: false,
+    };
+    for line in lines
+        .map(|l| l.trim_end_matches('\r'))
+        .take_while(|l| !l.is_empty())
+    {
+        let (name, value) = line.split_once(':').ok_or(HeadError::Malformed)?;
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("connection") {
+            if value.eq_ignore_ascii_case("close") {
+                request.keep_alive = false;
+            } else if value.eq_ignore_ascii_case("keep-alive") {
+                request.keep_alive = true;
+            }
+        } else if name.eq_ignore_ascii_case("accept") {
+            request.accept = Some(value.to_owned());
+        } else if name.eq_ignore_ascii_case("content-length") {
+            request.content_length = value.parse().map_err(|_| HeadError::Malformed)?;
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            request.chunked = true;
+        }
+    }
+    Ok(request)
+}
+
+/// `--healthcheck`: GET `/health` on the running exporter; true on `200`.
+pub fn check_health(addr: SocketAddr) -> bool {
+    let timeout = Duration::from_secs(3);
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, timeout) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(timeout));
+    let _ = stream.set_write_timeout(Some(timeout));
+    let request = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut status = [0u8; 12];
+    stream.read_exact(&mut status).is_ok() && &status[9..12] == b"200"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_heads_parse_with_keep_alive_rules() {
+        let r = parse(b"GET /metrics?x=1 HTTP/1.1\r\nAccept: application/openmetrics-text\r\n\r\n")
+            .unwrap();
+        assert_eq!(r.path, "/metrics");
+        assert!(r.keep_alive);
+        assert_eq!(r.accept.as_deref(), Some("application/openmetrics-text"));
+        assert!(!parse(b"GET / HTTP/1.0\r\n\r\n").unwrap().keep_alive);
+        assert!(
+            parse(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
+                .unwrap()
+                .keep_alive
+        );
+        assert!(
+            !parse(b"GET / HTTP/1.1\r\nconnection: close\r\n\r\n")
+                .unwrap()
+                .keep_alive
+        );
+        assert_eq!(
+            parse(b"POST /x HTTP/1.1\r\nContent-Length: 12\r\n\r\n")
+                .unwrap()
+                .content_length,
+            12
+        );
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        for bad in [
+            &b"\x00\xff\r\n\r\n"[..],
+            b"GET\r\n\r\n",
+            b"GET / HTTP/2\r\n\r\n",
+            b"get / HTTP/1.1\r\n\r\n",
+            b"GET metrics HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nno colon\r\n\r\n",
+            b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+        ] {
+            assert_eq!(
+                parse(bad),
+                Err(HeadError::Malformed),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn head_end_is_found_with_crlf_or_lf() {
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n\r\nrest"), Some(18));
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\n\nrest"), Some(16));
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n"), None);
+    }
+}
