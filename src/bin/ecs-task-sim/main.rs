@@ -1,0 +1,196 @@
+//! `ecs-task-sim`: a simulated Amazon ECS Task Metadata Endpoint v4.
+//!
+//! A **test and demo tool only**; it is never shipped in the exporter image.
+//! It serves real ECS payloads (the fixtures in `tests/fixtures/`) whose
+//! counters advance with wall time, so the exporter shows live non-zero
+//! rates, and it can inject faults (error statuses, hangs, broken or huge
+//! bodies, container churn, counter resets) for integration tests.
+//!
+//! Paths: `/task`, `/task/stats`, `/` and `/stats` (first running container),
+//! `/healthz`, and the control plane `/control/fault?kind=K&endpoint=E&count=N`,
+//! `/control/clear`, `/control/state`. On start it prints one line,
+//! `listening on http://<ip>:<port>`, to stdout; logs go to stderr.
+
+mod counters;
+mod faults;
+mod http;
+mod profiles;
+
+use argh::FromArgs;
+use std::io::Write;
+use std::net::{TcpListener, ToSocketAddrs};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+#[derive(FromArgs)]
+/// Simulated Amazon ECS Task Metadata Endpoint v4 (test/demo tool): serves
+/// fixture-shaped /task and /task/stats payloads with advancing counters, plus
+/// fault injection via /control/fault?kind=K&endpoint=E&count=N,
+/// /control/clear and /control/state.
+struct Args {
+    /// address to listen on (default 127.0.0.1:51678; port 0 picks a free port)
+    #[argh(option, default = "String::from(\"127.0.0.1:51678\")")]
+    listen: String,
+
+    /// payload template: fargate (default), ec2-bridge, managed-instances or ec2-awsvpc
+    #[argh(option, default = "String::from(\"fargate\")")]
+    profile: String,
+
+    /// serve exactly N running containers: the template's first N running ones,
+    /// then clones named app-<i> (default: the template as is)
+    #[argh(option)]
+    containers: Option<usize>,
+
+    /// stats sample period in seconds; `read` advances in these steps
+    /// (0 = every request is a new sample; default 10 for fargate, else 0)
+    #[argh(option)]
+    refresh_secs: Option<f64>,
+
+    /// fault active from the start (repeatable): status500, status404,
+    /// status429, hang, close_mid_body, truncated_json, invalid_json,
+    /// too_large, stats_null, stats_empty, container_change, counter_reset
+    #[argh(option)]
+    fault: Vec<String>,
+
+    /// endpoint of --fault: task, task_stats or both (default both)
+    #[argh(option, default = "String::from(\"both\")")]
+    fault_endpoint: String,
+
+    /// log every request (debug level) to stderr
+    #[argh(switch, short = 'v')]
+    verbose: bool,
+}
+
+/// Minimal stderr logger for the `log` facade.
+struct StderrLogger;
+
+impl log::Log for StderrLogger {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record) {
+        if self.enabled(record.metadata()) {
+            eprintln!("ecs-task-sim {}: {}", record.level(), record.args());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+static LOGGER: StderrLogger = StderrLogger;
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let args = match Args::from_args(&["ecs-task-sim"], refs.get(1..).unwrap_or_default()) {
+        Ok(args) => args,
+        Err(exit) if exit.status.is_ok() => {
+            println!("{}", exit.output);
+            return ExitCode::SUCCESS;
+        }
+        Err(exit) => return usage_error(exit.output.lines().next().unwrap_or("bad arguments")),
+    };
+    let level = if args.verbose {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Info
+    };
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(level);
+    }
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            log::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("ecs-task-sim: {msg} (see --help)");
+    ExitCode::from(2)
+}
+
+fn run(args: Args) -> Result<ExitCode, String> {
+    let Some(profile) = profiles::find(&args.profile) else {
+        let names: Vec<&str> = profiles::PROFILES.iter().map(|p| p.name).collect();
+        return Ok(usage_error(&format!(
+            "unknown profile {:?} (expected one of: {})",
+            args.profile,
+            names.join(", ")
+        )));
+    };
+    let refresh = args.refresh_secs.unwrap_or(profile.refresh_secs);
+    if !(refresh.is_finite() && refresh >= 0.0) {
+        return Ok(usage_error("--refresh-secs must be a number >= 0"));
+    }
+    let endpoint = match faults::Endpoint::parse(&args.fault_endpoint) {
+        Ok(e) => e,
+        Err(e) => return Ok(usage_error(&format!("--fault-endpoint: {e}"))),
+    };
+    let mut kinds = Vec::new();
+    for name in &args.fault {
+        match faults::Kind::parse(name, None) {
+            Ok(kind) => kinds.push(kind),
+            Err(e) => return Ok(usage_error(&format!("--fault: {e}"))),
+        }
+    }
+    let addr = match args.listen.to_socket_addrs().map(|mut a| a.next()) {
+        Ok(Some(addr)) => addr,
+        _ => {
+            return Ok(usage_error(&format!(
+                "--listen: bad address {:?}",
+                args.listen
+            )));
+        }
+    };
+
+    let mut task = profiles::Task::load(profile)?;
+    if let Some(n) = args.containers {
+        task.resize(n)?;
+    }
+    let app = Arc::new(http::App {
+        task: Mutex::new(task),
+        faults: Mutex::new(faults::Faults::default()),
+        clock: counters::Clock::new(profile.interval_secs, refresh),
+    });
+    for kind in kinds {
+        app.set_fault(kind, endpoint, 0);
+    }
+
+    let listener = TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("local_addr: {e}"))?;
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "listening on http://{local}")
+        .and_then(|()| stdout.flush())
+        .map_err(|e| format!("stdout: {e}"))?;
+    log::info!(
+        "profile {} with {} containers, refresh {refresh}s",
+        profile.name,
+        app.task().containers.len()
+    );
+
+    for conn in listener.incoming() {
+        let stream = match conn {
+            Ok(stream) => stream,
+            Err(e) => {
+                log::warn!("accept: {e}");
+                continue;
+            }
+        };
+        let app = Arc::clone(&app);
+        let spawned = std::thread::Builder::new().spawn(move || {
+            if let Err(e) = http::handle(&app, stream) {
+                log::debug!("connection: {e}");
+            }
+        });
+        if let Err(e) = spawned {
+            log::warn!("spawn: {e}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

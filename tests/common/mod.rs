@@ -1,0 +1,383 @@
+//! Helpers shared by the integration tests: fixtures, the pure pipeline, and a strict parser of
+//! the text exposition.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+
+use ecs_container_exporter::compute::{self, Filter, History};
+use ecs_container_exporter::exposition::{self, Format};
+use ecs_container_exporter::payload;
+use ecs_container_exporter::snapshot::Snapshot;
+
+pub fn fixture_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(fixture_path(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}
+
+/// The default filter of the exporter.
+pub fn default_filter() -> Filter {
+    Filter {
+        include: Vec::new(),
+        exclude: vec!["ecs-container-exporter".into(), "~internal~ecs~pause".into()],
+    }
+}
+
+/// Everything exported.
+pub fn no_filter() -> Filter {
+    Filter::default()
+}
+
+/// One poll of a fixture pair from an empty history.
+pub fn first_poll(task: &str, stats: &str, filter: &Filter) -> (Snapshot, History) {
+    let task = payload::parse_task(&fixture(task)).expect("task parses");
+    let stats = payload::parse_stats(&fixture(stats)).expect("stats parse");
+    compute::compute(&task, &stats, &History::default(), filter)
+}
+
+pub fn render(snapshot: &Snapshot) -> String {
+    let mut out = String::new();
+    exposition::write_families(&mut out, &snapshot.families, Format::Text);
+    out
+}
+
+/// A parsed text exposition: (name, sorted labels) → value, plus each family's type.
+#[derive(Debug, Default)]
+pub struct Scrape {
+    pub samples: BTreeMap<(String, Vec<(String, String)>), f64>,
+    pub types: HashMap<String, String>,
+    pub order: Vec<String>,
+}
+
+impl Scrape {
+    /// The value of a series, labels given in any order.
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let mut l: Vec<(String, String)> = labels.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        l.sort();
+        self.samples.get(&(name.to_owned(), l)).copied()
+    }
+
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.get(name, labels)
+            .unwrap_or_else(|| panic!("no series {name}{labels:?}"))
+    }
+
+    /// All series of a family.
+    pub fn series(&self, name: &str) -> Vec<(&Vec<(String, String)>, f64)> {
+        self.samples.iter().filter(|((n, _), _)| n == name).map(|((_, l), v)| (l, *v)).collect()
+    }
+
+    pub fn has_family(&self, name: &str) -> bool {
+        self.samples.keys().any(|(n, _)| n == name)
+    }
+}
+
+/// Parses Prometheus text format 0.0.4 strictly: HELP then TYPE once per family, before its
+/// samples; families never interleaved; every series unique; values parse; label values escaped.
+pub fn parse_strict(text: &str) -> Result<Scrape, String> {
+    let mut scrape = Scrape::default();
+    let mut seen_families: HashSet<String> = HashSet::new();
+    let mut current: Option<String> = None;
+    let mut helped: HashSet<String> = HashSet::new();
+    for (n, line) in text.lines().enumerate() {
+        let at = |msg: &str| format!("line {}: {msg}: {line}", n + 1);
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let name = rest.split(' ').next().unwrap_or("").to_owned();
+            if !helped.insert(name.clone()) {
+                return Err(at("second HELP"));
+            }
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split(' ');
+            let name = parts.next().unwrap_or("").to_owned();
+            let kind = parts.next().unwrap_or("").to_owned();
+            if !matches!(kind.as_str(), "counter" | "gauge") {
+                return Err(at("unknown type"));
+            }
+            if !helped.contains(&name) {
+                return Err(at("TYPE without HELP"));
+            }
+            if !seen_families.insert(name.clone()) {
+                return Err(at("family appears twice (interleaved or duplicated)"));
+            }
+            scrape.types.insert(name.clone(), kind);
+            scrape.order.push(name.clone());
+            current = Some(name);
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            return Err(at("unexpected comment or blank line"));
+        }
+        let (name, labels, value) = parse_sample(line).map_err(|e| at(&e))?;
+        if current.as_deref() != Some(name.as_str()) {
+            return Err(at("sample outside its family"));
+        }
+        if scrape.samples.insert((name, labels), value).is_some() {
+            return Err(at("duplicate series"));
+        }
+    }
+    Ok(scrape)
+}
+
+fn parse_sample(line: &str) -> Result<(String, Vec<(String, String)>, f64), String> {
+    let name_end = line.find(['{', ' ']).ok_or("no value")?;
+    let name = &line[..name_end];
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+        return Err("bad metric name".into());
+    }
+    let mut rest = &line[name_end..];
+    let mut labels = Vec::new();
+    if let Some(body) = rest.strip_prefix('{') {
+        let mut chars = body.char_indices().peekable();
+        let mut key = String::new();
+        loop {
+            let (i, c) = chars.next().ok_or("unterminated labels")?;
+            match c {
+                '}' if key.is_empty() => {
+                    rest = &body[i + 1..];
+                    break;
+                }
+                '=' => {
+                    if chars.next().map(|(_, c)| c) != Some('"') {
+                        return Err("label value not quoted".into());
+                    }
+                    let mut value = String::new();
+                    loop {
+                        let (_, c) = chars.next().ok_or("unterminated label value")?;
+                        match c {
+                            '\\' => match chars.next().map(|(_, c)| c) {
+                                Some('\\') => value.push('\\'),
+                                Some('"') => value.push('"'),
+                                Some('n') => value.push('\n'),
+                                _ => return Err("bad escape".into()),
+                            },
+                            '"' => break,
+                            '\n' => return Err("raw newline".into()),
+                            c => value.push(c),
+                        }
+                    }
+                    if value.is_empty() {
+                        return Err("empty label value written".into());
+                    }
+                    labels.push((std::mem::take(&mut key), value));
+                    match chars.next().map(|(_, c)| c) {
+                        Some(',') => {}
+                        Some('}') => {
+                            let (i, _) = chars.peek().copied().unwrap_or((body.len(), ' '));
+                            rest = &body[i..];
+                            break;
+                        }
+                        _ => return Err("expected , or }".into()),
+                    }
+                }
+                c if c.is_ascii_alphanumeric() || c == '_' => key.push(c),
+                _ => return Err("bad label name".into()),
+            }
+        }
+    }
+    let value = rest.strip_prefix(' ').ok_or("no space before value")?;
+    let value: f64 = match value {
+        "NaN" => f64::NAN,
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        v => v.parse().map_err(|_| format!("bad value {v:?}"))?,
+    };
+    let mut sorted = labels.clone();
+    sorted.sort();
+    if sorted.windows(2).any(|w| w[0].0 == w[1].0) {
+        return Err("repeated label name".into());
+    }
+    Ok((name.to_owned(), sorted, value))
+}
+
+/// One poll of a fixture pair, rendered and parsed strictly.
+pub fn scrape_fixture(task: &str, stats: &str, filter: &Filter) -> Scrape {
+    let (snapshot, _) = first_poll(task, stats, filter);
+    parse_strict(&render(&snapshot)).expect("strict parse")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes: the simulated endpoint and the real exporter binary.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const EXPORTER: &str = env!("CARGO_BIN_EXE_ecs-container-exporter");
+pub const SIM: &str = env!("CARGO_BIN_EXE_ecs-task-sim");
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A raw HTTP/1.1 GET with `Connection: close`: (status, head, body).
+pub fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> std::io::Result<(u16, String, String)> {
+    http_request(addr, "GET", path, headers)
+}
+
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, String, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status in {head:?}")))?;
+    Ok((status, head.to_owned(), body.to_owned()))
+}
+
+/// Polls `check` every 20 ms until it is true or `timeout` passes.
+pub fn wait_for(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    check()
+}
+
+/// The simulated ECS endpoint (`ecs-task-sim`), killed on drop.
+pub struct Sim {
+    child: Child,
+    pub addr: SocketAddr,
+    pub url: String,
+}
+
+impl Sim {
+    /// Starts the simulator on a free port with these extra arguments (e.g. `--profile`).
+    pub fn start(args: &[&str]) -> Sim {
+        let mut child = Command::new(SIM)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ecs-task-sim");
+        let stdout = child.stdout.take().expect("sim stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("sim prints its address");
+        let url = line.trim().strip_prefix("listening on ").expect("listening line").to_owned();
+        let addr: SocketAddr = url.trim_start_matches("http://").parse().expect("sim address");
+        Sim { child, addr, url }
+    }
+
+    /// `GET /control/<query>`, e.g. `fault?kind=status500&endpoint=task`.
+    pub fn control(&self, query: &str) -> String {
+        let (status, _, body) = http_get(self.addr, &format!("/control/{query}"), &[]).expect("sim control");
+        assert_eq!(status, 200, "control {query}: {body}");
+        body
+    }
+
+    pub fn fault(&self, query: &str) {
+        self.control(&format!("fault?{query}"));
+    }
+
+    pub fn clear(&self) {
+        self.control("clear");
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The real exporter binary, killed on drop.
+pub struct Exporter {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Exporter {
+    /// Starts the exporter against `metadata_url` on a free port (clean environment plus `env`)
+    /// and waits until it answers `/metrics`.
+    pub fn start(metadata_url: &str, args: &[&str], env: &[(&str, &str)]) -> Exporter {
+        let port = free_port();
+        let child = Command::new(EXPORTER)
+            .args(["--metadata-url", metadata_url, "--exporter-port", &port.to_string()])
+            .args(["--bind-address", "127.0.0.1"])
+            .args(args)
+            .env_clear()
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ecs-container-exporter");
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let exporter = Exporter { child, addr };
+        assert!(
+            wait_for(Duration::from_secs(10), || http_get(addr, "/metrics", &[]).is_ok()),
+            "exporter did not answer on {addr}"
+        );
+        exporter
+    }
+
+    /// `GET /metrics` in text format, parsed strictly.
+    pub fn scrape(&self) -> Scrape {
+        let text = self.scrape_text();
+        parse_strict(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+    }
+
+    pub fn scrape_text(&self) -> String {
+        let (status, _, body) = http_get(self.addr, "/metrics", &[]).expect("scrape");
+        assert_eq!(status, 200);
+        body
+    }
+
+    /// Waits until a scrape satisfies `check`; returns that scrape.
+    pub fn scrape_until(&self, timeout: Duration, mut check: impl FnMut(&Scrape) -> bool) -> Scrape {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.scrape();
+            if check(&s) || Instant::now() > deadline {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Everything the exporter logged so far (kills it first).
+    pub fn stop_and_logs(mut self) -> String {
+        let _ = self.child.kill();
+        let mut logs = String::new();
+        if let Some(mut err) = self.child.stderr.take() {
+            let _ = err.read_to_string(&mut logs);
+        }
+        logs
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
