@@ -763,3 +763,185 @@ pub fn statsd_errors_family(errors: u64) -> Family {
     f.push(Vec::new(), Value::Unsigned(errors));
     f
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payload::{Container, Cpu, Sample, Task};
+
+    const S: i128 = 1_000_000_000;
+
+    fn cpu(total: u64, system: Option<u64>) -> Cpu {
+        Cpu {
+            total: Some(total),
+            system,
+            online_cpus: Some(2),
+            kernel: Some(total / 4),
+            user: Some(total / 2),
+            ..Cpu::default()
+        }
+    }
+
+    fn sample(read_s: i128, total: u64, system: Option<u64>) -> Sample {
+        Sample {
+            read: read_s * S,
+            preread: Some((read_s - 1) * S),
+            cpu: cpu(total, system),
+            precpu: Cpu::default(),
+            ..Sample::default()
+        }
+    }
+
+    /// A one-container task with a 1 vCPU task limit.
+    fn task() -> Task {
+        Task {
+            cpu_vcpus: Some(1.0),
+            containers: vec![Container {
+                docker_id: "id".into(),
+                name: "app".into(),
+                ..Container::default()
+            }],
+            ..Task::default()
+        }
+    }
+
+    fn poll(history: &History, s: Sample) -> (Option<f64>, History) {
+        let stats: Stats = [("id".to_owned(), Some(s))].into_iter().collect();
+        let (snapshot, next) = compute(&task(), &stats, history, &Filter::default());
+        let ratio = snapshot
+            .family("ecs_task_cpu_usage_ratio")
+            .and_then(|f| f.series.iter().find(|s| s.labels[0].1 == "app"))
+            .map(|s| s.value.as_f64());
+        (ratio, next)
+    }
+
+    #[test]
+    fn consecutive_polls_make_the_window() {
+        let (first, h) = poll(&History::default(), sample(10, 1_000, Some(10 * S as u64)));
+        assert_eq!(first, None, "precpu is zero: no window on the first poll");
+        // 1 s of one core busy out of Δsystem = 2 CPUs × 10 s → cores = 1e9/20e9 × 2 = 0.1.
+        let (second, _) = poll(&h, sample(20, 1_000 + S as u64, Some(30 * S as u64)));
+        assert_eq!(second, Some(0.1));
+    }
+
+    #[test]
+    fn a_read_that_did_not_advance_republishes_the_last_window() {
+        let (_, h) = poll(&History::default(), sample(10, 0, Some(10 * S as u64)));
+        let (r1, h) = poll(&h, sample(20, S as u64, Some(30 * S as u64)));
+        let (r2, h) = poll(&h, sample(20, S as u64, Some(30 * S as u64)));
+        let (r3, _) = poll(&h, sample(20, S as u64, Some(30 * S as u64)));
+        assert_eq!((r1, r2, r3), (Some(0.1), Some(0.1), Some(0.1)));
+    }
+
+    #[test]
+    fn counters_that_went_down_give_no_ratio_then_recover() {
+        let (_, h) = poll(
+            &History::default(),
+            sample(10, 5 * S as u64, Some(10 * S as u64)),
+        );
+        let (restarted, h) = poll(&h, sample(20, 1_000, Some(30 * S as u64)));
+        assert_eq!(restarted, None);
+        let (after, _) = poll(&h, sample(30, 1_000 + S as u64, Some(50 * S as u64)));
+        assert_eq!(after, Some(0.1));
+    }
+
+    #[test]
+    fn a_read_going_backwards_or_a_zero_system_delta_gives_no_ratio() {
+        let (_, h) = poll(&History::default(), sample(20, 0, Some(10 * S as u64)));
+        assert_eq!(poll(&h, sample(10, S as u64, Some(30 * S as u64))).0, None);
+        assert_eq!(poll(&h, sample(30, S as u64, Some(10 * S as u64))).0, None);
+    }
+
+    #[test]
+    fn extreme_counters_neither_overflow_nor_divide_by_zero() {
+        let (_, h) = poll(&History::default(), sample(10, 0, Some(0)));
+        let (r, h) = poll(&h, sample(20, u64::MAX, Some(u64::MAX)));
+        assert_eq!(r, Some(2.0), "u64::MAX / u64::MAX × 2 CPUs over 1 vCPU");
+        let (r, _) = poll(&h, sample(30, u64::MAX, Some(u64::MAX)));
+        assert_eq!(r, None, "Δsystem = 0");
+        // Without system_cpu_usage: Δtotal / Δread.
+        let (_, h) = poll(&History::default(), sample(10, 0, None));
+        let (r, _) = poll(&h, sample(12, S as u64, None));
+        assert_eq!(r, Some(0.5));
+    }
+
+    #[test]
+    fn precpu_is_used_only_when_it_is_a_real_reading() {
+        let mut s = sample(10, 2 * S as u64, Some(20 * S as u64));
+        s.precpu = cpu(S as u64, Some(10 * S as u64));
+        // Δtotal 1e9 / Δsystem 10e9 × 2 = 0.2 cores over 1 vCPU.
+        assert_eq!(poll(&History::default(), s.clone()).0, Some(0.2));
+        let mut no_system = s.clone();
+        no_system.precpu.system = None;
+        assert_eq!(
+            poll(&History::default(), no_system).0,
+            None,
+            "system in cpu_stats only"
+        );
+        let mut same_read = s;
+        same_read.preread = Some(same_read.read);
+        assert_eq!(
+            poll(&History::default(), same_read).0,
+            None,
+            "read must be after preread"
+        );
+    }
+
+    #[test]
+    fn cpu_scaling_follows_the_spec_table() {
+        let mut s = sample(10, 2 * S as u64, Some(20 * S as u64));
+        s.precpu = cpu(S as u64, Some(10 * S as u64)); // 0.2 cores, 2 online CPUs
+        let ratio = |task_vcpus: Option<f64>, units: Option<f64>| {
+            let mut t = task();
+            t.cpu_vcpus = task_vcpus;
+            t.containers[0].cpu_units = units;
+            let stats: Stats = [("id".to_owned(), Some(s.clone()))].into_iter().collect();
+            let (snap, _) = compute(&t, &stats, &History::default(), &Filter::default());
+            let f = snap.family("ecs_task_cpu_usage_ratio").unwrap();
+            let get = |n: &str| {
+                f.series
+                    .iter()
+                    .find(|s| s.labels[0].1 == n)
+                    .map(|s| s.value.as_f64())
+            };
+            (get("app"), get(TASK_ROW))
+        };
+        // (task, container) → (container row, task row)
+        assert_eq!(
+            ratio(None, None),
+            (Some(0.1), Some(0.1)),
+            "no scaling: cores / online"
+        );
+        assert_eq!(
+            ratio(None, Some(2.0)),
+            (Some(0.1), Some(0.1)),
+            "2 units means unset"
+        );
+        assert_eq!(
+            ratio(None, Some(128.0)),
+            (Some(1.6), Some(0.1)),
+            "container limit, may exceed 1"
+        );
+        assert_eq!(
+            ratio(Some(0.5), None),
+            (Some(0.4), Some(0.4)),
+            "task limit for both"
+        );
+        assert_eq!(ratio(Some(0.5), Some(512.0)), (Some(0.4), Some(0.4)));
+        assert_eq!(
+            ratio(Some(0.0), Some(1024.0)),
+            (Some(0.2), Some(0.1)),
+            "task CPU 0 is unset"
+        );
+    }
+
+    #[test]
+    fn cluster_arns_are_cut_to_the_name() {
+        assert_eq!(
+            short_cluster("arn:aws:ecs:us-east-1:1:cluster/prod"),
+            "prod"
+        );
+        assert_eq!(short_cluster("default"), "default");
+        assert_eq!(short_cluster(""), "");
+    }
+}

@@ -11,7 +11,9 @@ use ecs_container_exporter::payload;
 use ecs_container_exporter::snapshot::Snapshot;
 
 pub fn fixture_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 pub fn fixture(name: &str) -> Vec<u8> {
@@ -22,7 +24,10 @@ pub fn fixture(name: &str) -> Vec<u8> {
 pub fn default_filter() -> Filter {
     Filter {
         include: Vec::new(),
-        exclude: vec!["ecs-container-exporter".into(), "~internal~ecs~pause".into()],
+        exclude: vec![
+            "ecs-container-exporter".into(),
+            "~internal~ecs~pause".into(),
+        ],
     }
 }
 
@@ -55,7 +60,10 @@ pub struct Scrape {
 impl Scrape {
     /// The value of a series, labels given in any order.
     pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        let mut l: Vec<(String, String)> = labels.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        let mut l: Vec<(String, String)> = labels
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
         l.sort();
         self.samples.get(&(name.to_owned(), l)).copied()
     }
@@ -67,7 +75,11 @@ impl Scrape {
 
     /// All series of a family.
     pub fn series(&self, name: &str) -> Vec<(&Vec<(String, String)>, f64)> {
-        self.samples.iter().filter(|((n, _), _)| n == name).map(|((_, l), v)| (l, *v)).collect()
+        self.samples
+            .iter()
+            .filter(|((n, _), _)| n == name)
+            .map(|((_, l), v)| (l, *v))
+            .collect()
     }
 
     pub fn has_family(&self, name: &str) -> bool {
@@ -123,10 +135,14 @@ pub fn parse_strict(text: &str) -> Result<Scrape, String> {
     Ok(scrape)
 }
 
-fn parse_sample(line: &str) -> Result<(String, Vec<(String, String)>, f64), String> {
+pub fn parse_sample(line: &str) -> Result<(String, Vec<(String, String)>, f64), String> {
     let name_end = line.find(['{', ' ']).ok_or("no value")?;
     let name = &line[..name_end];
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    {
         return Err("bad metric name".into());
     }
     let mut rest = &line[name_end..];
@@ -220,7 +236,11 @@ pub fn free_port() -> u16 {
 }
 
 /// A raw HTTP/1.1 GET with `Connection: close`: (status, head, body).
-pub fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> std::io::Result<(u16, String, String)> {
+pub fn http_get(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, String, String)> {
     http_request(addr, "GET", path, headers)
 }
 
@@ -281,15 +301,25 @@ impl Sim {
             .expect("start ecs-task-sim");
         let stdout = child.stdout.take().expect("sim stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("sim prints its address");
-        let url = line.trim().strip_prefix("listening on ").expect("listening line").to_owned();
-        let addr: SocketAddr = url.trim_start_matches("http://").parse().expect("sim address");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("sim prints its address");
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .expect("listening line")
+            .to_owned();
+        let addr: SocketAddr = url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("sim address");
         Sim { child, addr, url }
     }
 
     /// `GET /control/<query>`, e.g. `fault?kind=status500&endpoint=task`.
     pub fn control(&self, query: &str) -> String {
-        let (status, _, body) = http_get(self.addr, &format!("/control/{query}"), &[]).expect("sim control");
+        let (status, _, body) =
+            http_get(self.addr, &format!("/control/{query}"), &[]).expect("sim control");
         assert_eq!(status, 200, "control {query}: {body}");
         body
     }
@@ -322,7 +352,12 @@ impl Exporter {
     pub fn start(metadata_url: &str, args: &[&str], env: &[(&str, &str)]) -> Exporter {
         let port = free_port();
         let child = Command::new(EXPORTER)
-            .args(["--metadata-url", metadata_url, "--exporter-port", &port.to_string()])
+            .args([
+                "--metadata-url",
+                metadata_url,
+                "--exporter-port",
+                &port.to_string(),
+            ])
             .args(["--bind-address", "127.0.0.1"])
             .args(args)
             .env_clear()
@@ -334,7 +369,8 @@ impl Exporter {
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let exporter = Exporter { child, addr };
         assert!(
-            wait_for(Duration::from_secs(10), || http_get(addr, "/metrics", &[]).is_ok()),
+            wait_for(Duration::from_secs(10), || http_get(addr, "/metrics", &[])
+                .is_ok()),
             "exporter did not answer on {addr}"
         );
         exporter
@@ -353,7 +389,11 @@ impl Exporter {
     }
 
     /// Waits until a scrape satisfies `check`; returns that scrape.
-    pub fn scrape_until(&self, timeout: Duration, mut check: impl FnMut(&Scrape) -> bool) -> Scrape {
+    pub fn scrape_until(
+        &self,
+        timeout: Duration,
+        mut check: impl FnMut(&Scrape) -> bool,
+    ) -> Scrape {
         let deadline = Instant::now() + timeout;
         loop {
             let s = self.scrape();
