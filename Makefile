@@ -47,23 +47,29 @@ soak:
 static:
 	rustup target list --installed | grep -qx $(AMD64) || rustup target add $(AMD64)
 	$(CARGO) build --profile dist --target $(AMD64) --bin ecs-container-exporter
-	@ls -l target/$(AMD64)/dist/ecs-container-exporter
+	@ls -l $${CARGO_TARGET_DIR:-target}/$(AMD64)/dist/ecs-container-exporter
 
+# aarch64 (Graviton) links with the rust-lld and the musl CRT objects the Rust toolchain ships;
+# no C cross toolchain is needed.
 static-arm64:
 	rustup target list --installed | grep -qx $(ARM64) || rustup target add $(ARM64)
 	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
 	  $(CARGO) build --profile dist --target $(ARM64) --bin ecs-container-exporter
-	@ls -l target/$(ARM64)/dist/ecs-container-exporter
+	@ls -l $${CARGO_TARGET_DIR:-target}/$(ARM64)/dist/ecs-container-exporter
 
 dist: static static-arm64
 	mkdir -p dist
-	cp target/$(AMD64)/dist/ecs-container-exporter dist/ecs-container-exporter-$(VERSION)-linux-amd64
-	cp target/$(ARM64)/dist/ecs-container-exporter dist/ecs-container-exporter-$(VERSION)-linux-arm64
+	t=$${CARGO_TARGET_DIR:-target}; \
+	cp $$t/$(AMD64)/dist/ecs-container-exporter dist/ecs-container-exporter-$(VERSION)-linux-amd64 && \
+	cp $$t/$(ARM64)/dist/ecs-container-exporter dist/ecs-container-exporter-$(VERSION)-linux-arm64
 	cd dist && sha256sum ecs-container-exporter-$(VERSION)-linux-* > SHA256SUMS && cat SHA256SUMS
 
+# The build context is a tar of Dockerfile.scratch and the host-built static binary only, piped
+# to `docker build -` (nothing to pull, nothing else sent). SOURCE= sets the OCI source label.
 image: static
-	mkdir -p target/image && cp target/$(AMD64)/dist/ecs-container-exporter target/image/
-	docker build -f Dockerfile.scratch --build-arg VERSION=$(VERSION) -t $(IMAGE) target/image
+	tar -c Dockerfile.scratch -C $${CARGO_TARGET_DIR:-target}/$(AMD64)/dist ecs-container-exporter | \
+	  docker build -q -f Dockerfile.scratch --build-arg VERSION=$(VERSION) \
+	    --build-arg 'SOURCE=$(SOURCE)' -t $(IMAGE) -
 	@docker image ls $(IMAGE)
 
 clean:
