@@ -29,11 +29,8 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(exit) => {
-            eprintln!(
-                "{NAME}: {}",
-                exit.output.lines().next().unwrap_or("invalid arguments")
-            );
-            eprintln!("Run {NAME} --help for usage.");
+            let reason = exit.output.lines().next().unwrap_or("invalid arguments");
+            eprintln!("{NAME}: {reason} (see --help)");
             return ExitCode::from(2);
         }
     };
