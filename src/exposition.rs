@@ -67,7 +67,7 @@ pub fn write_family(out: &mut String, family: &Family, format: Format) {
     out.push_str("# HELP ");
     out.push_str(family_name);
     out.push(' ');
-    escape_help(out, family.help);
+    escape_help(out, family.help, format);
     out.push_str("\n# TYPE ");
     out.push_str(family_name);
     out.push(' ');
@@ -116,11 +116,13 @@ pub fn write_value(out: &mut String, value: Value) {
     };
 }
 
-fn escape_help(out: &mut String, s: &str) {
+/// HELP text: `\` and newline in both formats; OpenMetrics also escapes `"`.
+fn escape_help(out: &mut String, s: &str, format: Format) {
     for c in s.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
+            '"' if format == Format::OpenMetrics => out.push_str("\\\""),
             c => out.push(c),
         }
     }
@@ -174,6 +176,17 @@ mod tests {
         assert!(out.starts_with("# HELP demo_bytes Help"));
         assert!(out.contains("# TYPE demo_bytes counter\ndemo_bytes_total{"));
         assert!(out.ends_with("demo_bytes_total 0.25\n# EOF\n"));
+    }
+
+    #[test]
+    fn openmetrics_help_escapes_double_quotes_and_text_format_does_not() {
+        let mut f = Family::new("q", Kind::Gauge, "say \"hi\"");
+        f.push(Vec::new(), Value::Unsigned(1));
+        let (mut text, mut om) = (String::new(), String::new());
+        write_family(&mut text, &f, Format::Text);
+        write_family(&mut om, &f, Format::OpenMetrics);
+        assert!(text.starts_with("# HELP q say \"hi\"\n"));
+        assert!(om.starts_with("# HELP q say \\\"hi\\\"\n"));
     }
 
     #[test]

@@ -135,7 +135,10 @@ pub fn parse_strict(text: &str) -> Result<Scrape, String> {
     Ok(scrape)
 }
 
-pub fn parse_sample(line: &str) -> Result<(String, Vec<(String, String)>, f64), String> {
+/// A sample line: name, sorted labels, value.
+pub type Sample = (String, Vec<(String, String)>, f64);
+
+pub fn parse_sample(line: &str) -> Result<Sample, String> {
     let name_end = line.find(['{', ' ']).ok_or("no value")?;
     let name = &line[..name_end];
     if name.is_empty()
@@ -367,11 +370,16 @@ impl Exporter {
             .spawn()
             .expect("start ecs-container-exporter");
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let exporter = Exporter { child, addr };
+        let mut exporter = Exporter { child, addr };
         assert!(
             wait_for(Duration::from_secs(10), || http_get(addr, "/metrics", &[])
                 .is_ok()),
             "exporter did not answer on {addr}"
+        );
+        // Another process could own the port: ours must still be running.
+        assert!(
+            matches!(exporter.child.try_wait(), Ok(None)),
+            "the exporter exited; something else answers on {addr}"
         );
         exporter
     }
