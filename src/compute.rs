@@ -700,7 +700,7 @@ pub fn health_families(health: &Health) -> Vec<Family> {
     let mut status = Family::new(
         "ecs_task_exporter_status",
         Kind::Gauge,
-        "1 when the last poll of the metadata endpoint succeeded, else 0",
+        "1 when the last poll succeeded, else 0",
     );
     status.push(Vec::new(), up);
     let mut build = Family::new(
@@ -715,7 +715,7 @@ pub fn health_families(health: &Health) -> Vec<Family> {
     let mut up_family = Family::new(
         "ecs_exporter_up",
         Kind::Gauge,
-        "1 when the last poll of the metadata endpoint succeeded, else 0",
+        "1 when the last poll succeeded, else 0",
     );
     up_family.push(Vec::new(), up);
     let mut last = Family::new(
@@ -737,7 +737,7 @@ pub fn health_families(health: &Health) -> Vec<Family> {
     let mut errors = Family::new(
         "ecs_exporter_poll_errors_total",
         Kind::Counter,
-        "Failed polls of the metadata endpoint, by endpoint and reason",
+        "Failed polls, by endpoint and reason",
     );
     for endpoint in Endpoint::ALL {
         for reason in Reason::ALL {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use argh::FromArgs;
 
 use crate::compute::Filter;
+use crate::docker;
 
 /// Per-container CPU, memory, disk and network metrics of an Amazon ECS task, from the Task
 /// Metadata Endpoint v4, for Prometheus (and DogStatsD).
@@ -67,6 +68,16 @@ pub struct Args {
     #[argh(option)]
     pub timeout: Option<String>,
 
+    /// read a plain Docker host instead of ECS: every running container, through the Docker
+    /// Engine API at DOCKER_HOST (no --metadata-url)
+    #[argh(switch)]
+    pub docker: bool,
+
+    /// address of the Docker Engine API with --docker: unix:///path or tcp://host:port (plain HTTP)
+    /// [env: DOCKER_HOST; default unix:///var/run/docker.sock]
+    #[argh(option)]
+    pub docker_host: Option<String>,
+
     /// check the running exporter's /health on this host and exit 0 if healthy, else 1 (for an
     /// ECS healthCheck in an image without a shell)
     #[argh(switch)]
@@ -88,11 +99,28 @@ pub struct StatsdTarget {
     pub port: u16,
 }
 
+/// Where the containers and their stats come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The ECS Task Metadata Endpoint v4; the base URL without a trailing `/`.
+    Ecs { metadata_url: String },
+    /// A plain Docker host (`--docker`), through the Docker Engine API.
+    Docker { host: docker::Host },
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Ecs { metadata_url } => f.write_str(metadata_url),
+            Source::Docker { host } => write!(f, "the Docker Engine API at {host}"),
+        }
+    }
+}
+
 /// Validated configuration of a running exporter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Without a trailing `/`.
-    pub metadata_url: String,
+    pub source: Source,
     pub listen: SocketAddr,
     pub interval: Duration,
     pub timeout: Duration,
@@ -230,25 +258,50 @@ pub fn resolve(args: Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Comma
         None
     };
 
-    let url = lookup(
-        args.metadata_url,
-        "metadata-url",
-        &[
-            "ECS_CONTAINER_METADATA_URI_V4",
-            "ECS_CONTAINER_METADATA_URI",
-        ],
-    )
-    .ok_or_else(|| {
-        ConfigError(
-            "no metadata endpoint: set --metadata-url, or run in an ECS task, which sets \
-             ECS_CONTAINER_METADATA_URI_V4 (or ECS_CONTAINER_METADATA_URI)"
-                .to_owned(),
+    let source = if args.docker {
+        if args.metadata_url.is_some() {
+            return Err(ConfigError(
+                "--docker and --metadata-url exclude each other: --docker reads the Docker \
+                 Engine API at DOCKER_HOST"
+                    .to_owned(),
+            ));
+        }
+        let host = match lookup(args.docker_host, "docker-host", &["DOCKER_HOST"]) {
+            Some(raw) => docker::Host::parse(&raw.value).map_err(|e| raw.invalid(&e))?,
+            None => docker::Host::parse(docker::DEFAULT_HOST).map_err(ConfigError)?,
+        };
+        if let (docker::Host::Tcp(_), Some(raw)) = (&host, lookup(None, "", &["DOCKER_TLS_VERIFY"]))
+        {
+            return Err(raw.invalid(
+                "TLS is not supported; unset it and use a plain-HTTP tcp:// address or the Unix \
+                 socket",
+            ));
+        }
+        Source::Docker { host }
+    } else {
+        let url = lookup(
+            args.metadata_url,
+            "metadata-url",
+            &[
+                "ECS_CONTAINER_METADATA_URI_V4",
+                "ECS_CONTAINER_METADATA_URI",
+            ],
         )
-    })?;
-    let metadata_url = parse_url(&url)?;
+        .ok_or_else(|| {
+            ConfigError(
+                "no metadata endpoint: set --metadata-url, or run in an ECS task, which sets \
+                 ECS_CONTAINER_METADATA_URI_V4 (or ECS_CONTAINER_METADATA_URI), or use --docker \
+                 on a plain Docker host"
+                    .to_owned(),
+            )
+        })?;
+        Source::Ecs {
+            metadata_url: parse_url(&url)?,
+        }
+    };
 
     Ok(Command::Run(Config {
-        metadata_url,
+        source,
         listen,
         interval,
         timeout,
@@ -357,6 +410,12 @@ mod tests {
         }
     }
 
+    fn ecs(url: &str) -> Source {
+        Source::Ecs {
+            metadata_url: url.to_owned(),
+        }
+    }
+
     const URL: (&str, &str) = (
         "ECS_CONTAINER_METADATA_URI_V4",
         "http://169.254.170.2/v4/abc/",
@@ -365,7 +424,7 @@ mod tests {
     #[test]
     fn defaults_match_the_2x_exporter() {
         let c = config(&[], &[URL]);
-        assert_eq!(c.metadata_url, "http://169.254.170.2/v4/abc");
+        assert_eq!(c.source, ecs("http://169.254.170.2/v4/abc"));
         assert_eq!(c.listen, "0.0.0.0:9545".parse().unwrap());
         assert_eq!(c.interval, Duration::from_secs(60));
         assert_eq!(c.timeout, Duration::from_secs(5));
@@ -391,12 +450,12 @@ mod tests {
         );
         assert_eq!(c.interval, Duration::from_secs(15));
         assert_eq!(c.listen.port(), 9000);
-        assert_eq!(c.metadata_url, "http://169.254.170.2/v4/abc");
+        assert_eq!(c.source, ecs("http://169.254.170.2/v4/abc"));
         let c = config(
             &[],
             &[("ECS_CONTAINER_METADATA_URI", "http://169.254.170.2/v3/x")],
         );
-        assert_eq!(c.metadata_url, "http://169.254.170.2/v3/x");
+        assert_eq!(c.source, ecs("http://169.254.170.2/v3/x"));
     }
 
     #[test]
@@ -518,6 +577,76 @@ mod tests {
         ] {
             assert!(run(&["--metadata-url", bad], &[]).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn docker_mode_needs_no_url_and_reads_docker_host() {
+        let docker = |host: &str| Source::Docker {
+            host: docker::Host::parse(host).unwrap(),
+        };
+        // The default socket, and ECS variables (set on an ECS host) do not matter.
+        let c = config(&["--docker"], &[]);
+        assert_eq!(c.source, docker("unix:///var/run/docker.sock"));
+        let c = config(&["--docker"], &[URL]);
+        assert_eq!(c.source, docker("unix:///var/run/docker.sock"));
+        let c = config(&["--docker"], &[("DOCKER_HOST", "unix:///run/docker.sock")]);
+        assert_eq!(c.source, docker("unix:///run/docker.sock"));
+        let c = config(&["--docker"], &[("DOCKER_HOST", "tcp://127.0.0.1:2375")]);
+        assert_eq!(c.source, docker("tcp://127.0.0.1:2375"));
+        assert_eq!(
+            c.source.to_string(),
+            "the Docker Engine API at tcp://127.0.0.1:2375"
+        );
+        let c = config(
+            &["--docker", "--docker-host", "tcp://[::1]:2375"],
+            &[("DOCKER_HOST", "ftp://x")],
+        );
+        assert_eq!(c.source, docker("tcp://[::1]:2375"));
+        // DOCKER_HOST alone does not switch the mode.
+        let c = config(&[], &[URL, ("DOCKER_HOST", "tcp://127.0.0.1:2375")]);
+        assert_eq!(c.source, ecs("http://169.254.170.2/v4/abc"));
+    }
+
+    #[test]
+    fn bad_docker_settings_are_one_line_naming_the_source() {
+        type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+        let cases: [Case; 5] = [
+            (
+                &["--docker"],
+                &[("DOCKER_HOST", "ftp://x")],
+                "invalid value 'ftp://x' for DOCKER_HOST",
+            ),
+            (
+                &["--docker", "--docker-host", "tcp://h:0"],
+                &[],
+                "for --docker-host",
+            ),
+            (
+                &["--docker"],
+                &[("DOCKER_HOST", "ssh://me@host")],
+                "for DOCKER_HOST",
+            ),
+            (
+                &["--docker"],
+                &[("DOCKER_HOST", "tcp://h:2376"), ("DOCKER_TLS_VERIFY", "1")],
+                "for DOCKER_TLS_VERIFY: TLS is not supported",
+            ),
+            (
+                &["--docker", "--metadata-url", "http://127.0.0.1:1"],
+                &[],
+                "--docker and --metadata-url exclude each other",
+            ),
+        ];
+        for (args, env, expected) in cases {
+            let err = run(args, env).expect_err(expected);
+            assert!(
+                err.0.contains(expected),
+                "{err} does not contain {expected}"
+            );
+            assert!(!err.0.contains('\n'), "one line: {err}");
+        }
+        // Over the Unix socket, DOCKER_TLS_VERIFY has nothing to verify.
+        config(&["--docker"], &[("DOCKER_TLS_VERIFY", "1")]);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! [`exposition`] (Prometheus text and OpenMetrics), [`dogstatsd`] (lines and datagrams).
 //!
 //! The thin shell around it: [`config`] (flags and environment), [`metadata`] (the HTTP client),
+//! [`docker`] (plain Docker hosts: the Docker Engine API as a second source, `--docker`),
 //! [`poller`] (the polling thread), [`state`] (what threads share), [`server`] (`/metrics`),
 //! [`statsd`] (the UDP sender). `main.rs` wires them and waits for a signal.
 //!
@@ -17,6 +18,7 @@
 
 pub mod compute;
 pub mod config;
+pub mod docker;
 pub mod dogstatsd;
 pub mod exposition;
 pub mod metadata;

@@ -79,7 +79,7 @@ fn run(config: &Config) -> Result<(), String> {
     log::info!(
         "serving http://{}/metrics; polling {} every {:?}{}",
         config.listen,
-        config.metadata_url,
+        config.source,
         config.interval,
         config
             .statsd

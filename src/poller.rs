@@ -1,11 +1,12 @@
-//! The poller thread: at start and then every interval, fetch `/task` and `/task/stats`,
-//! compute a snapshot, render it, publish it, and hand it to DogStatsD.
+//! The poller thread: at start and then every interval, fetch `/task` and `/task/stats` (or,
+//! with `--docker`, the Docker host's containers and their stats: `docker.rs`), compute a
+//! snapshot, render it, publish it, and hand it to DogStatsD.
 //!
 //! A failed poll keeps the last good snapshot: the data families stay as they were, only the
 //! self-metrics change (`ecs_exporter_up 0`, the error counted by endpoint and reason), and one
 //! log line says what happened. Nothing is sent to DogStatsD after a failed poll.
 //!
-//! Out of scope: the formulas (`compute.rs`), HTTP details (`metadata.rs`).
+//! Out of scope: the formulas (`compute.rs`), HTTP details (`metadata.rs`, `docker.rs`).
 
 use std::sync::Arc;
 use std::sync::mpsc::{SyncSender, TrySendError};
@@ -13,16 +14,41 @@ use std::thread;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::compute::{self, Filter, History};
-use crate::config::Config;
+use crate::config::{Config, Source};
+use crate::docker::Docker;
 use crate::exposition::{self, Format};
 use crate::metadata::{Client, FetchError};
 use crate::payload::{self, Stats, Task};
 use crate::snapshot::{Endpoint, Health, Reason, Snapshot};
 use crate::state::{Exposition, State};
 
+/// Where a poll reads the task and its stats from.
+enum Origin {
+    Ecs(Client),
+    Docker(Docker),
+}
+
+impl Origin {
+    fn new(config: &Config) -> Origin {
+        match &config.source {
+            Source::Ecs { metadata_url } => Origin::Ecs(Client::new(metadata_url, config.timeout)),
+            Source::Docker { host } => Origin::Docker(Docker::new(host.clone(), config.timeout)),
+        }
+    }
+
+    /// The task and its stats; a failure names the endpoint it is counted under (Docker: the
+    /// container list and inspect calls count as `task`, the stats calls as `task_stats`).
+    fn fetch(&mut self) -> Result<(Task, Stats), (Endpoint, FetchError)> {
+        match self {
+            Origin::Ecs(client) => fetch_ecs(client),
+            Origin::Docker(docker) => docker.fetch(),
+        }
+    }
+}
+
 /// The poller's memory between polls.
 pub struct Poller {
-    client: Client,
+    origin: Origin,
     filter: Filter,
     history: History,
     health: Health,
@@ -40,7 +66,7 @@ impl Poller {
         statsd: Option<SyncSender<Arc<Snapshot>>>,
     ) -> Poller {
         Poller {
-            client: Client::new(&config.metadata_url, config.timeout),
+            origin: Origin::new(config),
             filter: config.filter.clone(),
             history: History::default(),
             health: Health::default(),
@@ -60,7 +86,7 @@ impl Poller {
     /// One poll: fetch, compute, publish.
     pub fn poll(&mut self) {
         let started = Instant::now();
-        let result = self.fetch();
+        let result = self.origin.fetch();
         self.health.poll_duration = Some(started.elapsed().as_secs_f64());
         match result {
             Ok((task, stats)) => {
@@ -97,25 +123,22 @@ impl Poller {
         }
         self.state.publish(render(&self.snapshot, &self.health));
     }
+}
 
-    fn fetch(&self) -> Result<(Task, Stats), (Endpoint, FetchError)> {
-        let task = self
-            .client
-            .get(Endpoint::Task)
-            .and_then(|body| {
-                payload::parse_task(&body).map_err(|e| parse_error(&self.client, Endpoint::Task, e))
-            })
-            .map_err(|e| (Endpoint::Task, e))?;
-        let stats = self
-            .client
-            .get(Endpoint::TaskStats)
-            .and_then(|body| {
-                payload::parse_stats(&body)
-                    .map_err(|e| parse_error(&self.client, Endpoint::TaskStats, e))
-            })
-            .map_err(|e| (Endpoint::TaskStats, e))?;
-        Ok((task, stats))
-    }
+fn fetch_ecs(client: &Client) -> Result<(Task, Stats), (Endpoint, FetchError)> {
+    let task = client
+        .get(Endpoint::Task)
+        .and_then(|body| {
+            payload::parse_task(&body).map_err(|e| parse_error(client, Endpoint::Task, e))
+        })
+        .map_err(|e| (Endpoint::Task, e))?;
+    let stats = client
+        .get(Endpoint::TaskStats)
+        .and_then(|body| {
+            payload::parse_stats(&body).map_err(|e| parse_error(client, Endpoint::TaskStats, e))
+        })
+        .map_err(|e| (Endpoint::TaskStats, e))?;
+    Ok((task, stats))
 }
 
 fn parse_error(client: &Client, endpoint: Endpoint, e: payload::ParseError) -> FetchError {
