@@ -12,6 +12,10 @@ use std::io;
 use std::time::Duration;
 
 use ureq::Agent;
+use ureq::config::Config;
+use ureq::http::Uri;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use crate::snapshot::{Endpoint, Reason};
 
@@ -39,7 +43,7 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str, timeout: Duration) -> Client {
-        let agent: Agent = Agent::config_builder()
+        let config = Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
             .proxy(None)
@@ -48,8 +52,16 @@ impl Client {
                 "ecs-container-exporter/",
                 env!("CARGO_PKG_VERSION")
             ))
-            .build()
-            .into();
+            // Bodies are read into a Vec anyway; ureq's default 128 KiB buffers (two per
+            // connection, zeroed on every request) cost more than the small payloads.
+            .input_buffer_size(16 * 1024)
+            .output_buffer_size(4 * 1024)
+            .build();
+        let agent = Agent::with_parts(
+            config,
+            DefaultConnector::default(),
+            LiteralResolver::default(),
+        );
         Client {
             agent,
             base: base.trim_end_matches('/').to_owned(),
@@ -86,6 +98,33 @@ impl Client {
             });
         }
         body
+    }
+}
+
+/// ureq's resolver runs every lookup on a new thread when a timeout is set, IP literals included;
+/// the endpoint is an IP literal (169.254.170.2), so answer those directly and leave names to it.
+#[derive(Debug, Default)]
+struct LiteralResolver(DefaultResolver);
+
+impl Resolver for LiteralResolver {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let host = uri
+            .host()
+            .map(|h| h.trim_start_matches('[').trim_end_matches(']'));
+        let port = uri.port_u16().unwrap_or(80);
+        match host.and_then(|h| h.parse::<std::net::IpAddr>().ok()) {
+            Some(ip) => {
+                let mut addrs = self.empty();
+                addrs.push(std::net::SocketAddr::new(ip, port));
+                Ok(addrs)
+            }
+            None => self.0.resolve(uri, config, timeout),
+        }
     }
 }
 

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{EXPORTER, Exporter, Scrape, free_port, http_get, parse_strict, wait_for};
+use common::{EXPORTER, Exporter, Scrape, free_port, parse_strict};
 
 const AMD64: &str = "x86_64-unknown-linux-musl";
 
@@ -342,13 +342,7 @@ fn start_exporter() -> Exporter {
         .spawn()
         .expect("start ecs-container-exporter --docker");
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let exporter = Exporter { child, addr };
-    assert!(
-        wait_for(Duration::from_secs(10), || http_get(addr, "/metrics", &[])
-            .is_ok()),
-        "exporter did not answer on {addr}"
-    );
-    exporter
+    Exporter::adopt(child, addr)
 }
 
 /// `_task_` rows are the sums of the container rows of the same scrape (nothing is excluded).

@@ -347,6 +347,8 @@ impl Drop for Sim {
 pub struct Exporter {
     pub child: Child,
     pub addr: SocketAddr,
+    /// stderr, drained by a thread so a chatty exporter never blocks on a full pipe.
+    logs: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Exporter {
@@ -370,7 +372,26 @@ impl Exporter {
             .spawn()
             .expect("start ecs-container-exporter");
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let mut exporter = Exporter { child, addr };
+        Exporter::adopt(child, addr)
+    }
+
+    /// Takes over an exporter started by the caller (stderr piped) and waits until it answers
+    /// `/metrics` on `addr`.
+    pub fn adopt(child: Child, addr: SocketAddr) -> Exporter {
+        let mut child = child;
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        if let Some(stderr) = child.stderr.take() {
+            let sink = std::sync::Arc::clone(&logs);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if let Ok(mut logs) = sink.lock() {
+                        logs.push_str(&line);
+                        logs.push('\n');
+                    }
+                }
+            });
+        }
+        let mut exporter = Exporter { child, addr, logs };
         assert!(
             wait_for(Duration::from_secs(10), || http_get(addr, "/metrics", &[])
                 .is_ok()),
@@ -412,14 +433,18 @@ impl Exporter {
         }
     }
 
-    /// Everything the exporter logged so far (kills it first).
+    /// Everything the exporter logged (kills it first and waits for its stderr to close).
     pub fn stop_and_logs(mut self) -> String {
         let _ = self.child.kill();
-        let mut logs = String::new();
-        if let Some(mut err) = self.child.stderr.take() {
-            let _ = err.read_to_string(&mut logs);
-        }
-        logs
+        let _ = self.child.wait();
+        // The drain thread ends at EOF; give it a moment to take the last lines.
+        std::thread::sleep(Duration::from_millis(50));
+        self.logs.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// What the exporter logged so far, while it runs.
+    pub fn logs(&self) -> String {
+        self.logs.lock().map(|l| l.clone()).unwrap_or_default()
     }
 }
 
