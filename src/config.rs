@@ -238,25 +238,25 @@ pub fn resolve(args: Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Comma
             Some(raw) => parse_bool(&raw)?,
             None => false,
         };
-    let statsd = if use_statsd {
-        let host = lookup(
-            args.statsd_host,
-            "statsd-host",
-            &["STATSD_HOST", "DD_AGENT_HOST"],
-        )
-        .map_or_else(|| "localhost".to_owned(), |raw| raw.value.trim().to_owned());
-        let port = match lookup(
-            args.statsd_port,
-            "statsd-port",
-            &["STATSD_PORT", "DD_DOGSTATSD_PORT"],
-        ) {
-            Some(raw) => parse_port(&raw)?,
-            None => 8125,
-        };
-        Some(StatsdTarget { host, port })
-    } else {
-        None
+    // Checked even when DogStatsD is off: a bad value is a mistake either way.
+    let statsd_host = lookup(
+        args.statsd_host,
+        "statsd-host",
+        &["STATSD_HOST", "DD_AGENT_HOST"],
+    )
+    .map_or_else(|| "localhost".to_owned(), |raw| raw.value.trim().to_owned());
+    let statsd_port = match lookup(
+        args.statsd_port,
+        "statsd-port",
+        &["STATSD_PORT", "DD_DOGSTATSD_PORT"],
+    ) {
+        Some(raw) => parse_port(&raw)?,
+        None => 8125,
     };
+    let statsd = use_statsd.then_some(StatsdTarget {
+        host: statsd_host,
+        port: statsd_port,
+    });
 
     let source = if args.docker {
         if args.metadata_url.is_some() {
@@ -498,6 +498,11 @@ mod tests {
         );
         let c = config(&[], &[URL, ("USE_STATSD", "off")]);
         assert_eq!(c.statsd, None);
+        let err = run(&[], &[URL, ("STATSD_PORT", "x")]).unwrap_err();
+        assert!(
+            err.0.contains("for STATSD_PORT"),
+            "checked even with DogStatsD off: {err}"
+        );
     }
 
     #[test]
