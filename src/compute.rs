@@ -121,6 +121,12 @@ pub fn compute(
     let mut families = Vec::with_capacity(48);
     legacy_families(task, &rows, &mut families);
     new_families(task, &rows, &mut families);
+    // Absurd inputs (a limit of 1e-320 vCPU, 1e308 MiB) must not become `+Inf` samples.
+    for family in &mut families {
+        family
+            .series
+            .retain(|s| !matches!(s.value, Value::Float(v) if !v.is_finite()));
+    }
     let snapshot = Snapshot {
         tags: TaskTags {
             cluster: short_cluster(&task.cluster).to_owned(),
@@ -933,6 +939,26 @@ mod tests {
             (Some(0.2), Some(0.1)),
             "task CPU 0 is unset"
         );
+    }
+
+    #[test]
+    fn absurd_limits_never_give_infinite_samples() {
+        let mut s = sample(10, 2 * S as u64, Some(20 * S as u64));
+        s.precpu = cpu(S as u64, Some(10 * S as u64));
+        let mut t = task();
+        t.cpu_vcpus = Some(1e-320);
+        t.memory_mib = Some(1e308);
+        let stats: Stats = [("id".to_owned(), Some(s))].into_iter().collect();
+        let (snap, _) = compute(&t, &stats, &History::default(), &Filter::default());
+        let values = snap
+            .families
+            .iter()
+            .flat_map(|f| &f.series)
+            .map(|s| s.value.as_f64());
+        assert!(values.clone().count() > 5);
+        for v in values {
+            assert!(v.is_finite(), "{v}");
+        }
     }
 
     #[test]

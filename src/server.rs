@@ -79,17 +79,27 @@ fn accept_loop(listener: &TcpListener, state: &Arc<State>, open: &Arc<AtomicUsiz
             refuse(stream);
             continue;
         }
-        let (state, guard) = (Arc::clone(state), Arc::clone(open));
+        // The slot is given back when the guard drops: at the end of `serve`, if the thread
+        // cannot be started (the closure is dropped unrun), and if `serve` panics.
+        let (state, slot) = (Arc::clone(state), Slot(Arc::clone(open)));
         let spawned = thread::Builder::new()
             .stack_size(STACK_SIZE)
             .spawn(move || {
+                let _slot = slot;
                 serve(stream, &state);
-                guard.fetch_sub(1, Ordering::SeqCst);
             });
         if let Err(e) = spawned {
-            open.fetch_sub(1, Ordering::SeqCst);
             log::debug!("no thread for a connection: {e}");
         }
+    }
+}
+
+/// One of the [`MAX_CONNECTIONS`] connection slots, taken by the accept loop.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -307,6 +317,10 @@ fn read_head(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Result<Vec<u8>, He
     let mut chunk = [0u8; 2048];
     loop {
         if let Some(end) = find_head_end(buffer) {
+            // A head that arrived whole in the last read is held to the limit too.
+            if end > MAX_HEAD {
+                return Err(HeadError::TooLarge);
+            }
             let rest = buffer.split_off(end);
             return Ok(std::mem::replace(buffer, rest));
         }
@@ -472,6 +486,30 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(bad)
             );
+        }
+    }
+
+    /// The head of `size` bytes, read by `read_head` after arriving in one write.
+    fn read_head_of(size: usize) -> Result<Vec<u8>, HeadError> {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let fixed = "GET / HTTP/1.1\r\nX-Pad: \r\n\r\n".len();
+        let head = format!(
+            "GET / HTTP/1.1\r\nX-Pad: {}\r\n\r\n",
+            "a".repeat(size - fixed)
+        );
+        client.write_all(head.as_bytes()).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        // Let the whole head arrive, so that it ends inside a single read.
+        thread::sleep(Duration::from_millis(50));
+        read_head(&mut server, &mut Vec::new())
+    }
+
+    #[test]
+    fn a_head_over_the_limit_is_refused_even_when_it_ends_in_the_last_read() {
+        assert_eq!(read_head_of(MAX_HEAD).map(|h| h.len()), Ok(MAX_HEAD));
+        for size in [MAX_HEAD + 1, MAX_HEAD + 1000, MAX_HEAD + 2047] {
+            assert_eq!(read_head_of(size), Err(HeadError::TooLarge), "{size}");
         }
     }
 

@@ -285,6 +285,29 @@ pub fn wait_for(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     check()
 }
 
+/// Whether process `pid` holds a listening TCP socket on `port` (from /proc/net/tcp{,6} and
+/// /proc/<pid>/fd).
+pub fn listens_on(pid: u32, port: u16) -> bool {
+    let suffix = format!(":{port:04X}");
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.len() > 9 && cols[3] == "0A" && cols[1].ends_with(&suffix) {
+                inodes.push(format!("socket:[{}]", cols[9]));
+            }
+        }
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .is_ok_and(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
+    })
+}
+
 /// The simulated ECS endpoint (`ecs-task-sim`), killed on drop.
 pub struct Sim {
     child: Child,
@@ -355,30 +378,43 @@ impl Exporter {
     /// Starts the exporter against `metadata_url` on a free port (clean environment plus `env`)
     /// and waits until it answers `/metrics`.
     pub fn start(metadata_url: &str, args: &[&str], env: &[(&str, &str)]) -> Exporter {
-        let port = free_port();
-        let child = Command::new(EXPORTER)
-            .args([
-                "--metadata-url",
-                metadata_url,
-                "--exporter-port",
-                &port.to_string(),
-            ])
-            .args(["--bind-address", "127.0.0.1"])
-            .args(args)
-            .env_clear()
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start ecs-container-exporter");
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        Exporter::adopt(child, addr)
+        // `free_port` releases the port before the exporter binds it; on a busy machine another
+        // process can take it in between. Then ours exits (cannot listen): try another port.
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let child = Command::new(EXPORTER)
+                .args([
+                    "--metadata-url",
+                    metadata_url,
+                    "--exporter-port",
+                    &port.to_string(),
+                ])
+                .args(["--bind-address", "127.0.0.1"])
+                .args(args)
+                .env_clear()
+                .envs(env.iter().copied())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start ecs-container-exporter");
+            match Exporter::try_adopt(child, ([127, 0, 0, 1], port).into()) {
+                Ok(exporter) => return exporter,
+                Err(e) => last = e,
+            }
+        }
+        panic!("could not start an exporter on a port of its own: {last}");
     }
 
     /// Takes over an exporter started by the caller (stderr piped) and waits until it answers
     /// `/metrics` on `addr`.
     pub fn adopt(child: Child, addr: SocketAddr) -> Exporter {
-        let mut child = child;
+        Exporter::try_adopt(child, addr).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Waits until this very process listens on `addr` (checked in /proc, so that another
+    /// process on the port is never mistaken for ours) and answers `/metrics`.
+    fn try_adopt(mut child: Child, addr: SocketAddr) -> Result<Exporter, String> {
         let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         if let Some(stderr) = child.stderr.take() {
             let sink = std::sync::Arc::clone(&logs);
@@ -392,17 +428,19 @@ impl Exporter {
             });
         }
         let mut exporter = Exporter { child, addr, logs };
-        assert!(
-            wait_for(Duration::from_secs(10), || http_get(addr, "/metrics", &[])
-                .is_ok()),
-            "exporter did not answer on {addr}"
-        );
-        // Another process could own the port: ours must still be running.
-        assert!(
-            matches!(exporter.child.try_wait(), Ok(None)),
-            "the exporter exited; something else answers on {addr}"
-        );
-        exporter
+        let pid = exporter.child.id();
+        let ready = wait_for(Duration::from_secs(10), || {
+            !matches!(exporter.child.try_wait(), Ok(None))
+                || (listens_on(pid, addr.port()) && http_get(addr, "/metrics", &[]).is_ok())
+        });
+        if ready && matches!(exporter.child.try_wait(), Ok(None)) {
+            Ok(exporter)
+        } else {
+            Err(format!(
+                "exporter did not listen on {addr}: {}",
+                exporter.logs()
+            ))
+        }
     }
 
     /// `GET /metrics` in text format, parsed strictly.

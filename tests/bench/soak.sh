@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# Soak test: 100,000 scrapes of /metrics against a release build of the exporter while the
+# simulated endpoint flaps (status500 on both endpoints switched on and off every second), with
+# the exporter's VmRSS and thread count at start and end. Prints markdown tables on stdout (build
+# output and progress go to stderr).
+#
+#   bash tests/bench/soak.sh          (from the repository root; `make soak` runs it)
+#
+# Loopback only. Bounded in count and in time: SOAK_SCRAPES (default 100000) scrapes, at most
+# SOAK_MAX_SECONDS (default 300) of load. Uses wrk when installed (apt-get install -y wrk), else
+# (or with SOAK_TOOL=python) a keep-alive loop in Python. SOAK_CONNECTIONS (default 8) concurrent
+# connections with wrk; SOAK_INTERVAL (default 0.5) is the exporter's poll interval, so polls land
+# on both flap states.
+# With wrk each connection waits SOAK_DELAY_MS (default 1) between scrapes, which spreads the
+# scrapes over some seconds (several flaps, dozens of polls); 0 scrapes flat out (~1-2 s).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+SCRAPES=${SOAK_SCRAPES:-100000}
+MAX_SECONDS=${SOAK_MAX_SECONDS:-300}
+CONNECTIONS=${SOAK_CONNECTIONS:-8}
+INTERVAL=${SOAK_INTERVAL:-0.5}
+DELAY_MS=${SOAK_DELAY_MS:-1}
+WRK_THREADS=2
+
+log() { echo "soak: $*" >&2; }
+
+log "building (cargo build --release --bins)"
+cargo build --release --bins >&2
+bin="${CARGO_TARGET_DIR:-target}/release"
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do
+    kill "$p" 2>/dev/null || true
+  done
+  for p in "${pids[@]}"; do
+    wait "$p" 2>/dev/null || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+status_field() { # pid field -> value (first number)
+  awk -v f="$2:" '$1 == f { print $2; exit }' "/proc/$1/status"
+}
+
+free_port() {
+  if command -v python3 >/dev/null 2>&1; then
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  else
+    echo $((20000 + RANDOM % 30000))
+  fi
+}
+
+metric() { # body name -> value of an unlabelled or first matching series
+  awk -v n="$2" '$1 == n || index($1, n "{") == 1 { print $2; exit }' <<<"$1"
+}
+
+# The simulated endpoint.
+"$bin/ecs-task-sim" --listen 127.0.0.1:0 --profile ec2-bridge >"$work/sim.out" 2>/dev/null &
+pids+=($!)
+for _ in $(seq 200); do
+  grep -q '^listening on ' "$work/sim.out" && break
+  sleep 0.05
+done
+sim_url=$(sed -n 's/^listening on //p' "$work/sim.out")
+[[ -n $sim_url ]] || { log "the simulator did not start"; exit 1; }
+
+# The exporter, on a port of its own (retried if another process takes the port first).
+exporter=""
+for _ in 1 2 3 4 5; do
+  port=$(free_port)
+  "$bin/ecs-container-exporter" --metadata-url "$sim_url" --bind-address 127.0.0.1 \
+    --exporter-port "$port" --interval "$INTERVAL" --log-level error 2>"$work/exporter.err" &
+  candidate=$!
+  for _ in $(seq 100); do
+    curl -fs -o /dev/null "http://127.0.0.1:$port/metrics" && break
+    sleep 0.05
+  done
+  sleep 0.3
+  if kill -0 "$candidate" 2>/dev/null && curl -fs -o /dev/null "http://127.0.0.1:$port/metrics"; then
+    exporter=$candidate
+    pids+=("$exporter")
+    break
+  fi
+  kill "$candidate" 2>/dev/null || true
+  wait "$candidate" 2>/dev/null || true
+done
+[[ -n $exporter ]] || { log "the exporter did not start"; cat "$work/exporter.err" >&2; exit 1; }
+url="http://127.0.0.1:$port/metrics"
+for _ in $(seq 100); do
+  curl -fs "$url" | grep -q '^ecs_exporter_up 1' && break
+  sleep 0.1
+done
+
+rss_start=$(status_field "$exporter" VmRSS)
+threads_start=$(status_field "$exporter" Threads)
+log "exporter pid $exporter on $url: VmRSS ${rss_start} KiB, ${threads_start} threads"
+
+# The flapping endpoint: status500 on both endpoints for a second, then a good second.
+(
+  end=$((SECONDS + MAX_SECONDS + 5))
+  flaps=0
+  while ((SECONDS < end)); do
+    curl -fs -o /dev/null "$sim_url/control/fault?kind=status500&endpoint=both" || true
+    sleep 1
+    curl -fs -o /dev/null "$sim_url/control/clear" || true
+    flaps=$((flaps + 1))
+    echo "$flaps" >"$work/flaps"
+    sleep 1
+  done
+) &
+flapper=$!
+pids+=("$flapper")
+sleep 1.2 # start under a fault
+
+# The load.
+started=$(date +%s.%N)
+if [[ ${SOAK_TOOL:-auto} != python ]] && command -v wrk >/dev/null 2>&1; then
+  tool="wrk ($WRK_THREADS threads, $CONNECTIONS connections, ${DELAY_MS} ms between scrapes per connection)"
+  # Each wrk thread stops after its share and says so in a marker file; wrk itself only ends at
+  # its duration, so it is interrupted (SIGINT: it prints its results) once every thread is done.
+  cat >"$work/stop.lua" <<'LUA'
+local limit = tonumber(os.getenv("SOAK_PER_THREAD"))
+local marker = os.getenv("SOAK_MARKER")
+local pause = tonumber(os.getenv("SOAK_DELAY_MS")) or 0
+local count = 0
+if pause > 0 then
+  function delay()
+    return pause
+  end
+end
+function response(status, headers, body)
+  count = count + 1
+  if count == limit then
+    local f = io.open(marker, "a")
+    f:write("done\n")
+    f:close()
+    wrk.thread:stop()
+  end
+end
+LUA
+  : >"$work/marker"
+  SOAK_PER_THREAD=$(((SCRAPES + WRK_THREADS - 1) / WRK_THREADS)) SOAK_MARKER="$work/marker" \
+    SOAK_DELAY_MS="$DELAY_MS" \
+    wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${MAX_SECONDS}s" --timeout 5s --latency \
+    -s "$work/stop.lua" "$url" >"$work/load.out" 2>&1 &
+  wrk_pid=$!
+  pids+=("$wrk_pid")
+  while kill -0 "$wrk_pid" 2>/dev/null && (($(wc -l <"$work/marker") < WRK_THREADS)); do
+    sleep 0.1
+  done
+  kill -INT "$wrk_pid" 2>/dev/null || true
+  wait "$wrk_pid" 2>/dev/null || true
+  cat "$work/load.out" >&2
+  done_scrapes=$(awk '/requests in/ { print $1; exit }' "$work/load.out")
+  non200=$(awk -F': *' '/Non-2xx or 3xx responses/ { print $2; exit }' "$work/load.out")
+  non200=${non200:-0}
+  errors=$(awk '/Socket errors/ { sub(/.*Socket errors: */, ""); print; exit }' "$work/load.out")
+  errors=${errors:-none}
+  p50=$(awk '$1 == "50%" { print $2; exit }' "$work/load.out")
+  p99=$(awk '$1 == "99%" { print $2; exit }' "$work/load.out")
+else
+  tool="python3 http.client (1 keep-alive connection)"
+  python3 - "$port" "$SCRAPES" "$MAX_SECONDS" >"$work/load.out" <<'PY'
+import http.client, sys, time
+port, total, limit = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+done = bad = errors = 0
+lat = []
+t0 = time.monotonic()
+while done < total and time.monotonic() - t0 < limit:
+    s = time.monotonic()
+    try:
+        conn.request("GET", "/metrics")
+        r = conn.getresponse()
+        r.read()
+        bad += r.status != 200
+    except Exception:
+        errors += 1
+        conn.close()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    lat.append(time.monotonic() - s)
+    done += 1
+lat.sort()
+q = lambda p: "%.2fms" % (1000 * lat[min(len(lat) - 1, int(p * len(lat)))]) if lat else "-"
+print(done, bad, errors, q(0.5), q(0.99))
+PY
+  read -r done_scrapes non200 errors p50 p99 <"$work/load.out"
+fi
+finished=$(date +%s.%N)
+kill "$flapper" 2>/dev/null || true
+wait "$flapper" 2>/dev/null || true
+curl -fs -o /dev/null "$sim_url/control/clear" || true
+
+alive=yes
+kill -0 "$exporter" 2>/dev/null || alive=no
+rss_end=$(status_field "$exporter" VmRSS || echo "-")
+hwm_end=$(status_field "$exporter" VmHWM || echo "-")
+threads_end=$(status_field "$exporter" Threads || echo "-")
+body=$(curl -fs "$url" || true)
+status_errors=$(grep -E '^ecs_exporter_poll_errors_total\{endpoint="task",reason="status"\}' <<<"$body" | awk '{ print $2 }')
+other_errors=$(grep -E '^ecs_exporter_poll_errors_total' <<<"$body" | grep -v 'reason="status"' | awk '{ s += $2 } END { print s + 0 }')
+flaps=$(cat "$work/flaps" 2>/dev/null || echo 0)
+seconds=$(awk -v a="$started" -v b="$finished" 'BEGIN { printf "%.1f", b - a }')
+rate=$(awk -v n="${done_scrapes:-0}" -v a="$started" -v b="$finished" 'BEGIN { if (b > a) printf "%.0f", n / (b - a); else print "-" }')
+
+cat <<EOF
+## Soak: ${done_scrapes:-0} scrapes of /metrics while the endpoint flaps
+
+Load: $tool, release build, poll interval ${INTERVAL} s, status500 on/off every second.
+
+| | start | end |
+|---|---:|---:|
+| VmRSS (KiB) | $rss_start | $rss_end |
+| Threads | $threads_start | $threads_end |
+| VmHWM, peak RSS (KiB) | | $hwm_end |
+
+| scrapes | non-200 | socket errors | seconds | scrapes/s | p50 | p99 | flaps | poll errors (status) | poll errors (other) | alive |
+|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|
+| ${done_scrapes:-0} | $non200 | $errors | $seconds | $rate | ${p50:--} | ${p99:--} | $flaps | ${status_errors:-0} | $other_errors | $alive |
+EOF
+
+[[ $alive == yes && $non200 == 0 ]]

@@ -1,0 +1,662 @@
+//! The exporter against a faulty metadata endpoint (the simulator's fault injection): it stays
+//! up, `/metrics` keeps answering 200 with the last good numbers, `ecs_exporter_up 0` and
+//! `ecs_task_exporter_status 0`, the failure is counted in `ecs_exporter_poll_errors_total` under
+//! the right `endpoint` and `reason`, one log line per failed poll says what happened, and the
+//! next good poll brings fresh numbers back (SPEC §2).
+//!
+//! Every test runs the real binaries: `ecs-task-sim` (profile `ec2-bridge`, whose counters advance
+//! on every request, so a frozen number is visible) and the exporter polling every 250 ms. Waits
+//! for eventual conditions are generous (30 s); nothing depends on a poll landing at a given time.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{Exporter, SIM, Scrape, Sim, http_get, wait_for};
+
+/// How long an eventual condition may take (polls are every 250 ms; this is for a loaded box).
+const PATIENCE: Duration = Duration::from_secs(30);
+const INTERVAL: &str = "0.25";
+/// A counter of the simulated task that grows on every poll.
+const PROBE: &str = "ecs_container_cpu_usage_seconds_total";
+const PROBE_CONTAINER: &str = "prometheus";
+
+// ---------------------------------------------------------------------------------------------
+// Reading a scrape.
+
+fn up(s: &Scrape) -> f64 {
+    s.value("ecs_exporter_up", &[])
+}
+
+fn status(s: &Scrape) -> f64 {
+    s.value("ecs_task_exporter_status", &[])
+}
+
+fn errors(s: &Scrape, endpoint: &str, reason: &str) -> f64 {
+    s.value(
+        "ecs_exporter_poll_errors_total",
+        &[("endpoint", endpoint), ("reason", reason)],
+    )
+}
+
+/// Every `endpoint`×`reason` error counter.
+fn all_errors(s: &Scrape) -> BTreeMap<(String, String), f64> {
+    let mut out = BTreeMap::new();
+    for (labels, v) in s.series("ecs_exporter_poll_errors_total") {
+        let get = |k: &str| {
+            labels
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        out.insert((get("endpoint"), get("reason")), v);
+    }
+    assert_eq!(out.len(), 12, "every endpoint×reason series is written");
+    out
+}
+
+fn total_errors(s: &Scrape) -> f64 {
+    all_errors(s).values().sum()
+}
+
+fn last_success(s: &Scrape) -> Option<f64> {
+    s.get("ecs_exporter_last_success_timestamp_seconds", &[])
+}
+
+/// The series computed from the endpoint's data (everything but the exporter's own families).
+fn data(s: &Scrape) -> BTreeMap<(String, Vec<(String, String)>), f64> {
+    s.samples
+        .iter()
+        .filter(|((name, _), _)| {
+            !name.starts_with("ecs_exporter_") && name != "ecs_task_exporter_status"
+        })
+        .map(|(k, v)| (k.clone(), *v))
+        .collect()
+}
+
+fn probe(s: &Scrape) -> Option<f64> {
+    s.get(PROBE, &[("container_name", PROBE_CONTAINER)])
+}
+
+/// Container names that appear in any series.
+fn container_names(s: &Scrape) -> Vec<String> {
+    let mut names: Vec<String> = s
+        .samples
+        .keys()
+        .flat_map(|(_, labels)| labels.iter())
+        .filter(|(k, _)| k == "container_name")
+        .map(|(_, v)| v.clone())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Every ratio series is a finite number ≥ 0.
+fn assert_ratios_sane(s: &Scrape, when: &str) {
+    for family in ["ecs_task_cpu_usage_ratio", "ecs_task_percpu_usage_ratio"] {
+        for (labels, v) in s.series(family) {
+            assert!(
+                v.is_finite() && v >= 0.0,
+                "{when}: {family}{labels:?} = {v}"
+            );
+        }
+    }
+}
+
+fn start_exporter(url: &str, timeout: &str) -> Exporter {
+    Exporter::start(url, &["--interval", INTERVAL, "--timeout", timeout], &[])
+}
+
+/// Waits for a good poll with data: up, and the probe series present.
+fn wait_good(exporter: &Exporter, what: &str) -> Scrape {
+    let s = exporter.scrape_until(PATIENCE, |s| up(s) == 1.0 && probe(s).is_some());
+    assert_eq!(up(&s), 1.0, "{what}: exporter never came up");
+    assert_eq!(status(&s), 1.0, "{what}: ecs_task_exporter_status");
+    assert!(
+        probe(&s).is_some(),
+        "{what}: no {PROBE} for {PROBE_CONTAINER}"
+    );
+    s
+}
+
+// ---------------------------------------------------------------------------------------------
+// One fault, end to end.
+
+/// A fault applied to one simulator endpoint, and where the exporter must count it.
+struct Phase {
+    /// `endpoint=` of the simulator's fault (task, task_stats, both).
+    sim_endpoint: &'static str,
+    /// The `endpoint` label it is counted under.
+    counted: &'static str,
+}
+
+const TASK: Phase = Phase {
+    sim_endpoint: "task",
+    counted: "task",
+};
+const TASK_STATS: Phase = Phase {
+    sim_endpoint: "task_stats",
+    counted: "task_stats",
+};
+/// `both`: the poll stops at the first request, `/task`.
+const BOTH: Phase = Phase {
+    sim_endpoint: "both",
+    counted: "task",
+};
+
+/// Applies `kind` (with `extra` query parameters) to each phase's endpoint in turn, and checks
+/// survival, the self-metrics, the counted reason, the frozen last good numbers, recovery after
+/// `clear`, and one log line per failed poll.
+fn fault_is_survived(kind: &str, extra: &str, reason: &str, timeout: &str, phases: &[Phase]) {
+    let sim = Sim::start(&["--profile", "ec2-bridge"]);
+    let exporter = start_exporter(&sim.url, timeout);
+    let mut final_scrape = None;
+    for phase in phases {
+        let what = format!("{kind} on {}", phase.sim_endpoint);
+        let before = wait_good(&exporter, &format!("{what}: before"));
+        let errors_before = all_errors(&before);
+        let counted_before = errors(&before, phase.counted, reason);
+
+        sim.fault(&format!(
+            "kind={kind}&endpoint={}{extra}",
+            phase.sim_endpoint
+        ));
+        let during = exporter.scrape_until(PATIENCE, |s| {
+            errors(s, phase.counted, reason) > counted_before
+        });
+        assert!(
+            errors(&during, phase.counted, reason) > counted_before,
+            "{what}: never counted under endpoint={} reason={reason}; errors: {:?}",
+            phase.counted,
+            all_errors(&during)
+        );
+        let first = errors(&during, phase.counted, reason);
+        let later = exporter.scrape_until(PATIENCE, |s| {
+            errors(s, phase.counted, reason) >= first + 2.0
+        });
+        assert!(
+            errors(&later, phase.counted, reason) >= first + 2.0,
+            "{what}: the exporter stopped retrying"
+        );
+
+        for (s, when) in [
+            (&during, "first failed poll"),
+            (&later, "later failed poll"),
+        ] {
+            assert_eq!(up(s), 0.0, "{what}, {when}: ecs_exporter_up");
+            assert_eq!(status(s), 0.0, "{what}, {when}: ecs_task_exporter_status");
+            // Only this endpoint×reason counted anything.
+            for ((endpoint, r), v) in all_errors(s) {
+                if (endpoint.as_str(), r.as_str()) != (phase.counted, reason) {
+                    assert_eq!(
+                        v,
+                        errors_before[&(endpoint.clone(), r.clone())],
+                        "{what}, {when}: endpoint={endpoint} reason={r} moved"
+                    );
+                }
+            }
+        }
+        // The last good numbers stay: the same series as before the fault, unchanged from one
+        // failed poll to the next, and not older than what was seen before the fault.
+        let (kept, kept_later) = (data(&during), data(&later));
+        assert_eq!(
+            kept.keys().collect::<Vec<_>>(),
+            data(&before).keys().collect::<Vec<_>>(),
+            "{what}: the series changed during the fault"
+        );
+        assert_eq!(
+            kept, kept_later,
+            "{what}: numbers moved while every poll failed"
+        );
+        let (p0, p1) = (probe(&before).unwrap(), probe(&during).unwrap());
+        assert!(p1 >= p0, "{what}: {PROBE} went from {p0} to {p1}");
+        assert_eq!(
+            last_success(&during),
+            last_success(&later),
+            "{what}: last success moved"
+        );
+        assert!(last_success(&during).is_some());
+        let (health, _, _) = http_get(exporter.addr, "/health", &[]).expect("/health");
+        assert_eq!(health, 200, "{what}: /health (the poller keeps attempting)");
+
+        sim.clear();
+        let stuck = probe(&later).unwrap();
+        let after = exporter.scrape_until(PATIENCE, |s| {
+            up(s) == 1.0 && probe(s).is_some_and(|p| p > stuck)
+        });
+        assert_eq!(up(&after), 1.0, "{what}: no recovery after clear");
+        assert_eq!(status(&after), 1.0, "{what}: status after recovery");
+        assert!(
+            probe(&after).unwrap() > stuck,
+            "{what}: numbers did not move after recovery"
+        );
+        assert!(last_success(&after) > last_success(&later));
+        final_scrape = Some(after);
+    }
+
+    // Let the poller settle on a good poll, then read what it logged.
+    let last = exporter.scrape_until(PATIENCE, |s| up(s) == 1.0);
+    let final_scrape = final_scrape.expect("a phase ran");
+    assert_eq!(all_errors(&last), all_errors(&final_scrape));
+    let logs = exporter.stop_and_logs();
+    check_failure_logs(&logs, &last, reason, phases.len());
+}
+
+/// One `WARN` line per failed poll, naming the URL and the reason; one `INFO` line per recovery.
+fn check_failure_logs(logs: &str, last: &Scrape, reason: &str, recoveries: usize) {
+    assert!(!logs.contains("panicked"), "a thread panicked:\n{logs}");
+    let failed: Vec<&str> = logs.lines().filter(|l| l.contains("poll failed")).collect();
+    assert_eq!(
+        failed.len() as f64,
+        total_errors(last),
+        "one log line per failed poll:\n{logs}"
+    );
+    for line in &failed {
+        assert!(line.contains("WARN"), "level of {line:?}");
+        assert!(
+            line.ends_with(&format!("({reason})")),
+            "the line names the reason: {line:?}"
+        );
+    }
+    for (endpoint, path) in [("task", "/task: "), ("task_stats", "/task/stats: ")] {
+        let n = failed.iter().filter(|l| l.contains(path)).count();
+        assert_eq!(
+            n as f64,
+            errors(last, endpoint, reason),
+            "lines naming {path:?}:\n{logs}"
+        );
+    }
+    let recovered = logs
+        .lines()
+        .filter(|l| l.contains("poll succeeded again after"))
+        .count();
+    assert_eq!(
+        recovered, recoveries,
+        "one recovery line per fault:\n{logs}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults that fail a poll.
+
+#[test]
+fn http_500_keeps_last_numbers_and_counts_status_errors() {
+    fault_is_survived("status500", "", "status", "5", &[TASK, TASK_STATS]);
+}
+
+#[test]
+fn http_404_keeps_last_numbers_and_counts_status_errors() {
+    fault_is_survived("status404", "", "status", "5", &[TASK_STATS, TASK]);
+}
+
+#[test]
+fn http_429_on_both_endpoints_is_counted_once_under_task() {
+    fault_is_survived("status429", "", "status", "5", &[BOTH]);
+}
+
+#[test]
+fn hanging_endpoint_times_out_keeps_last_numbers_and_counts_timeouts() {
+    // Each hung request sleeps 8 s; the exporter gives up after 3 s.
+    fault_is_survived("hang", "&secs=8", "timeout", "3", &[TASK_STATS, TASK]);
+}
+
+#[test]
+fn connection_closed_mid_body_keeps_last_numbers_and_counts_io_errors() {
+    fault_is_survived("close_mid_body", "", "io", "5", &[TASK, TASK_STATS]);
+}
+
+#[test]
+fn truncated_json_keeps_last_numbers_and_counts_parse_errors() {
+    fault_is_survived("truncated_json", "", "parse", "5", &[TASK_STATS, TASK]);
+}
+
+#[test]
+fn invalid_json_keeps_last_numbers_and_counts_parse_errors() {
+    fault_is_survived("invalid_json", "", "parse", "5", &[TASK, TASK_STATS]);
+}
+
+#[test]
+fn body_over_16_mib_keeps_last_numbers_and_counts_too_large() {
+    // 17 MiB per request through a debug build: a generous timeout, so it is the size that fails.
+    fault_is_survived("too_large", "", "too_large", "20", &[TASK_STATS, TASK]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The endpoint not there at all.
+
+/// The simulator on a given port (the `Sim` of the harness always takes a free one).
+struct PortSim(Child);
+
+impl PortSim {
+    /// Starts it on `port`, retrying for a while: the port may still be held by a socket that is
+    /// closing (the test's own placeholder).
+    fn start(port: u16) -> PortSim {
+        let mut last = String::new();
+        for _ in 0..50 {
+            let mut child = Command::new(SIM)
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .args(["--profile", "ec2-bridge"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start ecs-task-sim");
+            let stdout = child.stdout.take().expect("sim stdout");
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            if line.starts_with("listening on ") {
+                return PortSim(child);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            last = line;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "ecs-task-sim could not listen on port {port} (taken by another process?): {last:?}"
+        );
+    }
+}
+
+impl Drop for PortSim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn unreachable_endpoint_at_start_serves_keeps_retrying_and_recovers() {
+    // A port that refuses connections and that no one else can take meanwhile: the local end of
+    // a connection of ours (bound, not listening). Released just before the simulator binds it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let holder =
+        std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+    let accepted = listener.accept().expect("accept");
+    let port = holder.local_addr().expect("local addr").port();
+    let url = format!("http://127.0.0.1:{port}");
+    // `Exporter::start` returns once `/metrics` answers: the server does not wait for the endpoint.
+    let exporter = start_exporter(&url, "5");
+    let s = exporter.scrape_until(PATIENCE, |s| errors(s, "task", "connect") >= 3.0);
+    assert!(
+        errors(&s, "task", "connect") >= 3.0,
+        "keeps trying: {:?}",
+        all_errors(&s)
+    );
+    assert_eq!(up(&s), 0.0);
+    assert_eq!(status(&s), 0.0);
+    assert_eq!(total_errors(&s), errors(&s, "task", "connect"));
+    assert!(data(&s).is_empty(), "no data before a good poll: {s:?}");
+    assert_eq!(last_success(&s), None, "never succeeded");
+    let (health, _, _) = http_get(exporter.addr, "/health", &[]).expect("/health");
+    assert_eq!(health, 200, "the poller completes its attempts");
+
+    // Release the port without leaving it in TIME_WAIT on our side: the peer closes first.
+    drop(accepted);
+    let mut holder = holder;
+    let _ = holder.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = holder.read(&mut [0u8; 1]); // EOF: the peer's FIN has arrived
+    drop((holder, listener));
+    let _sim = PortSim::start(port);
+    let after = wait_good(&exporter, "after the endpoint appeared");
+    assert!(
+        after.has_family("ecs_task_info") && after.has_family("ecs_task_mem_usage"),
+        "data after recovery"
+    );
+    let logs = exporter.stop_and_logs();
+    check_failure_logs(&logs, &after, "connect", 1);
+}
+
+#[test]
+fn endpoint_going_away_keeps_last_numbers_and_counts_connect_errors() {
+    let sim = Sim::start(&["--profile", "ec2-bridge"]);
+    let port = sim.addr.port();
+    let exporter = start_exporter(&sim.url, "5");
+    let before = wait_good(&exporter, "before");
+    drop(sim); // killed: connections are refused from now on
+
+    let during = exporter.scrape_until(PATIENCE, |s| errors(s, "task", "connect") >= 1.0);
+    let later = exporter.scrape_until(PATIENCE, |s| {
+        errors(s, "task", "connect") >= errors(&during, "task", "connect") + 2.0
+    });
+    for s in [&during, &later] {
+        assert_eq!(up(s), 0.0);
+        assert_eq!(status(s), 0.0);
+        assert_eq!(total_errors(s), errors(s, "task", "connect"));
+    }
+    assert!(errors(&later, "task", "connect") >= 3.0);
+    assert_eq!(
+        data(&during).keys().collect::<Vec<_>>(),
+        data(&before).keys().collect::<Vec<_>>()
+    );
+    assert_eq!(data(&during), data(&later), "last good numbers kept");
+    assert!(probe(&during) >= probe(&before));
+
+    let _sim = PortSim::start(port);
+    let stuck = last_success(&later);
+    let after = exporter.scrape_until(PATIENCE, |s| up(s) == 1.0 && last_success(s) > stuck);
+    assert_eq!(up(&after), 1.0, "recovered");
+    assert!(probe(&after).is_some());
+    let logs = exporter.stop_and_logs();
+    check_failure_logs(&logs, &after, "connect", 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Payloads that are valid but unusual: not errors.
+
+/// SPEC §3.2: a `/task/stats` of `null` or `{}` is a valid reading in which no container has a
+/// sample (it is what ECS answers before the first sample): the poll succeeds, every container
+/// keeps its metadata families only, and nothing is counted as an error.
+fn empty_stats_are_a_valid_reading(kind: &str) {
+    let sim = Sim::start(&["--profile", "ec2-bridge"]);
+    let exporter = start_exporter(&sim.url, "5");
+    let before = wait_good(&exporter, "before");
+    let stamp = last_success(&before);
+    sim.fault(&format!("kind={kind}&endpoint=task_stats"));
+    let during = exporter.scrape_until(PATIENCE, |s| probe(s).is_none());
+    let during = exporter.scrape_until(PATIENCE, |s| last_success(s) > last_success(&during));
+    assert_eq!(probe(&during), None, "{kind}: no sample, no CPU counter");
+    assert_eq!(up(&during), 1.0, "{kind}: a valid payload is a good poll");
+    assert_eq!(status(&during), 1.0);
+    assert!(last_success(&during) > stamp);
+    assert_eq!(total_errors(&during), 0.0, "{kind}: counted as an error");
+    for family in [
+        "ecs_task_mem_usage",
+        "ecs_task_cpu_usage_ratio",
+        "ecs_task_network_rx_bytes_total",
+        "ecs_container_memory_working_set_bytes",
+    ] {
+        assert!(
+            !during.has_family(family),
+            "{kind}: {family} without samples"
+        );
+    }
+    for family in [
+        "ecs_task_info",
+        "ecs_container_info",
+        "ecs_container_known_status",
+        "ecs_task_cpu_limit",
+        "ecs_container_memory_limit_bytes",
+    ] {
+        assert!(
+            during.has_family(family),
+            "{kind}: metadata family {family}"
+        );
+    }
+    assert_eq!(
+        container_names(&during),
+        container_names(&before)
+            .into_iter()
+            .filter(|n| n != "_task_")
+            .collect::<Vec<_>>(),
+        "{kind}: every container keeps its metadata series"
+    );
+
+    sim.clear();
+    let after = wait_good(&exporter, "after clear");
+    assert_eq!(total_errors(&after), 0.0);
+    assert_ratios_sane(&after, kind);
+    let logs = exporter.stop_and_logs();
+    assert!(
+        !logs.contains("poll failed"),
+        "{kind}: logged a failure:\n{logs}"
+    );
+    assert!(!logs.contains("panicked"), "{logs}");
+}
+
+#[test]
+fn stats_null_is_a_reading_without_samples_not_an_error() {
+    empty_stats_are_a_valid_reading("stats_null");
+}
+
+#[test]
+fn stats_empty_object_is_a_reading_without_samples_not_an_error() {
+    empty_stats_are_a_valid_reading("stats_empty");
+}
+
+#[test]
+fn container_change_adds_the_new_container_and_drops_the_gone_one_without_error() {
+    let sim = Sim::start(&["--profile", "ec2-bridge"]);
+    let exporter = start_exporter(&sim.url, "5");
+    let before = wait_good(&exporter, "before");
+    let names = container_names(&before);
+    assert!(names.iter().any(|n| n == "prometheus"), "{names:?}");
+    assert!(!names.iter().any(|n| n == "late-joiner"), "{names:?}");
+
+    // The simulator drops its last running container (prometheus) and adds `late-joiner`.
+    sim.fault("kind=container_change");
+    let after = exporter.scrape_until(PATIENCE, |s| {
+        s.get("ecs_task_mem_usage", &[("container_name", "late-joiner")])
+            .is_some()
+    });
+    let names = container_names(&after);
+    assert!(names.iter().any(|n| n == "late-joiner"), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n == "prometheus"),
+        "the gone container has no series left: {names:?}"
+    );
+    assert!(
+        after
+            .series("ecs_container_info")
+            .iter()
+            .any(|(l, _)| l.contains(&("container_name".into(), "late-joiner".into())))
+    );
+    assert_eq!(up(&after), 1.0);
+    assert_eq!(total_errors(&after), 0.0, "a container change is no error");
+    assert_ratios_sane(&after, "after container_change");
+
+    // A few more polls: the new container gets a window, still sane.
+    let later = exporter.scrape_until(PATIENCE, |s| {
+        s.get(
+            "ecs_task_cpu_usage_ratio",
+            &[("container_name", "late-joiner")],
+        )
+        .is_some()
+    });
+    assert!(
+        later
+            .get(
+                "ecs_task_cpu_usage_ratio",
+                &[("container_name", "late-joiner")]
+            )
+            .is_some(),
+        "the new container gets a CPU ratio"
+    );
+    assert_ratios_sane(&later, "later");
+    assert_eq!(total_errors(&later), 0.0);
+    let logs = exporter.stop_and_logs();
+    assert!(!logs.contains("WARN"), "{logs}");
+    assert!(!logs.contains("panicked"), "{logs}");
+}
+
+#[test]
+fn counter_reset_gives_no_negative_ratio() {
+    let sim = Sim::start(&["--profile", "ec2-bridge"]);
+    let exporter = start_exporter(&sim.url, "5");
+    // `ecs-exporter` is the first running container of the profile: the one that restarts.
+    let restarted = [("container_name", "ecs-exporter")];
+    let before = exporter.scrape_until(PATIENCE, |s| {
+        up(s) == 1.0 && s.get("ecs_task_cpu_usage_ratio", &restarted).is_some()
+    });
+    let total_before = before.value(PROBE, &restarted);
+    assert_ratios_sane(&before, "before");
+
+    sim.fault("kind=counter_reset");
+    // Scrape every poll or so until the reset has been seen and a ratio is back.
+    let mut saw_reset = false;
+    let mut ratio_absent_in_reset_window = None;
+    let mut ratio_back = false;
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let mut scrapes = 0;
+    while std::time::Instant::now() < deadline && !ratio_back {
+        let s = exporter.scrape();
+        scrapes += 1;
+        assert_ratios_sane(&s, "around a counter reset");
+        assert_eq!(up(&s), 1.0, "a counter reset is no error");
+        assert_eq!(total_errors(&s), 0.0);
+        let total = s.value(PROBE, &restarted);
+        let ratio = s.get("ecs_task_cpu_usage_ratio", &restarted);
+        if !saw_reset && total < total_before {
+            saw_reset = true;
+            ratio_absent_in_reset_window = Some(ratio.is_none());
+        } else if saw_reset && ratio.is_some() {
+            ratio_back = true;
+        }
+        std::thread::sleep(Duration::from_millis(40));
+    }
+    assert!(saw_reset, "the counter never went down ({scrapes} scrapes)");
+    assert!(ratio_back, "no ratio after the reset ({scrapes} scrapes)");
+    eprintln!(
+        "counter_reset: ratio absent in the first scrape after the reset: {}",
+        ratio_absent_in_reset_window.unwrap_or(false)
+    );
+    let logs = exporter.stop_and_logs();
+    assert!(!logs.contains("WARN"), "{logs}");
+}
+
+/// SPEC §2: scrapes render the latest snapshot and never wait on the endpoint, even while a
+/// poll hangs on it.
+#[test]
+fn scrapes_do_not_wait_for_a_hanging_poll() {
+    let sim = Sim::start(&["--profile", "ec2-bridge"]);
+    let exporter = start_exporter(&sim.url, "8");
+    let before = wait_good(&exporter, "before");
+    let requests = |sim: &Sim| -> u64 {
+        let state = sim.control("state");
+        let v: serde_json::Value = serde_json::from_str(&state).expect("state is JSON");
+        v["task"].as_u64().expect("task request count")
+    };
+    let seen = requests(&sim);
+    sim.fault("kind=hang&endpoint=task&secs=10");
+    assert!(
+        wait_for(PATIENCE, || requests(&sim) > seen),
+        "the poller never called the endpoint again"
+    );
+    let addr: SocketAddr = exporter.addr;
+    let mut slowest = Duration::ZERO;
+    for _ in 0..20 {
+        let started = std::time::Instant::now();
+        let (code, _, body) = http_get(addr, "/metrics", &[]).expect("scrape");
+        slowest = slowest.max(started.elapsed());
+        assert_eq!(code, 200);
+        assert!(
+            body.contains("ecs_exporter_up 1"),
+            "still the last poll's state"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("slowest scrape while a poll hangs: {slowest:?}");
+    assert!(
+        slowest < Duration::from_secs(3),
+        "a scrape waited {slowest:?}: it must not wait on the poll"
+    );
+    assert!(probe(&exporter.scrape()) >= probe(&before));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Starting an exporter that is really ours.
