@@ -8,6 +8,10 @@
 //! - one accept thread; an `accept` error is logged and retried after a pause, never fatal;
 //! - a thread per connection (64 KiB stack), at most [`MAX_CONNECTIONS`] at once; beyond that a
 //!   new connection gets `503` and is closed;
+//! - at most [`MAX_IDLE`] connections may sit waiting for a request head (new, keep-alive between
+//!   requests, or trickling): a new connection closes the oldest waiting one beyond that, so
+//!   idle or slowloris clients cannot hold threads and memory, and a real client, which sends
+//!   its request at once, is still served;
 //! - a request head must arrive whole within [`HEAD_TIMEOUT`] (a trickle cannot reset it) and be
 //!   at most [`MAX_HEAD`] bytes (else `431`); an idle keep-alive connection is closed after the
 //!   same time; a request body of up to 64 KiB is read and dropped, a larger one closes the
@@ -16,10 +20,11 @@
 //!
 //! A scrape writes the exposition the poller rendered; it never computes or calls the endpoint.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -28,6 +33,8 @@ use crate::state::State;
 
 /// Connections served at once; more are answered `503`.
 pub const MAX_CONNECTIONS: usize = 1024;
+/// Connections waiting for a request head; beyond this the oldest waiting one is closed.
+pub const MAX_IDLE: usize = 64;
 /// The longest a request head may take to arrive, and the longest a connection may sit idle.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest request head (request line and headers).
@@ -49,13 +56,58 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 /// Starts the accept thread.
 pub fn spawn(listener: TcpListener, state: Arc<State>) -> io::Result<()> {
     let open = Arc::new(AtomicUsize::new(0));
+    let idle = Arc::new(Idle::default());
     thread::Builder::new()
         .name("http".into())
-        .spawn(move || accept_loop(&listener, &state, &open))?;
+        .spawn(move || accept_loop(&listener, &state, &open, &idle))?;
     Ok(())
 }
 
-fn accept_loop(listener: &TcpListener, state: &Arc<State>, open: &Arc<AtomicUsize>) {
+/// Connections waiting for a request head, oldest first, each with a clone of its socket so
+/// that the accept loop can close it.
+#[derive(Default)]
+struct Idle {
+    next: AtomicU64,
+    waiting: Mutex<VecDeque<(u64, TcpStream)>>,
+}
+
+impl Idle {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(u64, TcpStream)>> {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a connection that starts waiting for a head, closing the oldest waiting ones
+    /// beyond [`MAX_IDLE`].
+    fn enter(&self, stream: &TcpStream) -> Option<u64> {
+        let clone = stream.try_clone().ok()?;
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut waiting = self.lock();
+        while waiting.len() >= MAX_IDLE {
+            if let Some((_, oldest)) = waiting.pop_front() {
+                let _ = oldest.shutdown(Shutdown::Both);
+            }
+        }
+        waiting.push_back((id, clone));
+        Some(id)
+    }
+
+    /// The connection has its head (or is gone): no longer idle.
+    fn leave(&self, id: Option<u64>) {
+        if let Some(id) = id {
+            let mut waiting = self.lock();
+            if let Some(i) = waiting.iter().position(|(x, _)| *x == id) {
+                waiting.remove(i);
+            }
+        }
+    }
+}
+
+fn accept_loop(
+    listener: &TcpListener,
+    state: &Arc<State>,
+    open: &Arc<AtomicUsize>,
+    idle: &Arc<Idle>,
+) {
     let mut last_error_log: Option<Instant> = None;
     loop {
         let stream = match listener.accept() {
@@ -81,12 +133,12 @@ fn accept_loop(listener: &TcpListener, state: &Arc<State>, open: &Arc<AtomicUsiz
         }
         // The slot is given back when the guard drops: at the end of `serve`, if the thread
         // cannot be started (the closure is dropped unrun), and if `serve` panics.
-        let (state, slot) = (Arc::clone(state), Slot(Arc::clone(open)));
+        let (state, idle, slot) = (Arc::clone(state), Arc::clone(idle), Slot(Arc::clone(open)));
         let spawned = thread::Builder::new()
             .stack_size(STACK_SIZE)
             .spawn(move || {
                 let _slot = slot;
-                serve(stream, &state);
+                serve(stream, &state, &idle);
             });
         if let Err(e) = spawned {
             log::debug!("no thread for a connection: {e}");
@@ -130,12 +182,15 @@ enum HeadError {
     Malformed,
 }
 
-fn serve(mut stream: TcpStream, state: &State) {
+fn serve(mut stream: TcpStream, state: &State, idle: &Idle) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let mut buffer = Vec::with_capacity(1024);
     loop {
-        let request = match read_head(&mut stream, &mut buffer).and_then(|head| parse(&head)) {
+        let ticket = idle.enter(&stream);
+        let head = read_head(&mut stream, &mut buffer);
+        idle.leave(ticket);
+        let request = match head.and_then(|head| parse(&head)) {
             Ok(r) => r,
             Err(HeadError::Gone) => return,
             Err(HeadError::TooLarge) => {
