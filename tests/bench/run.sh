@@ -366,6 +366,15 @@ V_LIN=$(verdict "$FIT_R2 >= 0.98 && $FIT_DEV <= 25 && $FIT_DEV >= -25")
 mib() { fmt "$(calc "$1 / 1024")" '%.1f'; }
 x() { fmt "$1" '%.0f'; }
 
+say "soak: bash tests/bench/soak.sh"
+SOAK_TABLE=$(bash "$ROOT/tests/bench/soak.sh" 2>>"$LOG") || SOAK_TABLE="## Soak
+
+The soak failed or could not run; see $LOG."
+say "budgets: bash tests/bench/budgets.sh"
+BUDGETS_TABLE=$(bash "$ROOT/tests/bench/budgets.sh" 2>>"$LOG") || BUDGETS_TABLE="## Budgets
+
+The budgets script failed or could not run; see $LOG."
+
 {
   cat <<EOF
 # Benchmarks
@@ -514,6 +523,14 @@ target/bench/render task.json stats-1.json stats-2.json 2000
 \`\`\`
 
 EOF
+  # The soak (issue: nothing may grow) and the image/binary budgets, each its own script.
+  echo
+  echo "$SOAK_TABLE"
+  echo
+  echo "## Budgets of the shipped binary and image (tests/bench/budgets.sh)"
+  echo
+  echo "$BUDGETS_TABLE"
+  echo
   # The hand-written notes: everything after the __NOTES__ marker at the end of this script.
   sed -n '/^__NOTES__$/,/^NOTES_END$/p' "$ROOT/tests/bench/run.sh" | sed '1d;$d'
 } >"$OUT"
@@ -540,7 +557,7 @@ The numbers above are from the run; these notes say how to read them.)
 - **RSS of the release build.** `cargo build --release` links glibc dynamically and keeps symbols:
   most of its RSS is clean, shared, file-backed pages (`libc.so.6`, `ld-linux`, its own text), not
   memory it allocates (see the "anon" figure). That is what keeps the release build under the 15×
-  RSS target. The binary that ships (`make static`: musl, `opt-level = "s"`, LTO, stripped, no
+  RSS target. The binary that ships (`make static`: musl, `opt-level = "z"`, LTO, stripped, no
   shared libraries) maps far less and meets it. The Python process is mostly anonymous memory
   (interpreter, `requests`, `prometheus_client`, `datadog` imports).
 - **Keep-alive vs a new connection per scrape.** Prometheus keeps scrape connections alive. A new
@@ -548,21 +565,20 @@ The numbers above are from the run; these notes say how to read them.)
   times the CPU of a keep-alive scrape, still far below the original, whose server
   (`http.server`, HTTP/1.0) closes every connection anyway.
 - **Static vs release latency.** The static musl binary answers a little slower than the glibc
-  build (musl's allocator and `memcpy`, `opt-level = "s"`); both stay well under a millisecond.
+  build (musl's allocator and `memcpy`, `opt-level = "z"`); both stay well under a millisecond.
 - **Throughput.** `wrk` and the exporter share the same 2 cores, and `wrk` needs about one of them,
   so scrapes/s is bounded by the machine rather than by the exporter; the exporter's CPU per scrape
   under that load is the figure to compare across machines. 16 keep-alive connections are 16
   server threads.
 - **Poll cost.** The fixed part per poll (the 1-container row) is the two HTTP requests to the
-  endpoint: connect, request, read (the simulator closes each connection), plus two costs of ureq 3
-  as `src/metadata.rs` configures it when this was written: its default resolver starts a thread
-  for every lookup when a timeout is set, IP literals such as 169.254.170.2 included (the gap
-  between the process and poller-thread columns), and it allocates and zeroes two 128 KiB buffers
-  per connection. Resolving IP literals without a thread and 16 KiB / 4 KiB buffers took the
-  process CPU per poll from about 0.78 to 0.44 ms (1 container) and 1.22 to 0.94 ms (10) in a
-  side test on this machine. The part that grows with containers is JSON parsing first
-  (serde_json into the crate's plain types, the largest column), then compute and render at a few
-  µs per container each: linear, as the fit shows.
+  endpoint: connect, request, read (the simulator closes each connection). `src/metadata.rs`
+  answers IP-literal hosts such as 169.254.170.2 without ureq's resolver, which would start a
+  thread for every lookup once a timeout is set. It also gives ureq 16 KiB / 4 KiB buffers
+  instead of two zeroed 128 KiB ones per connection. Together these took the process CPU per poll
+  from about 0.78 to 0.44 ms (1 container) and 1.22 to 0.94 ms (10) on this machine. The part
+  that grows with containers is JSON parsing first (serde_json into the crate's plain types, the
+  largest column), then compute and render at a few µs per container each. The growth is
+  linear, as the fit shows.
 - **The Python original against the simulator.** From its source (`ecs_container_exporter/`
   `main.py`, `cpu_metrics.py`, `memory_metrics.py`): it reads `ECS_CONTAINER_METADATA_URI`, sleeps
   5 s, GETs `<uri>/task` once (retrying every 5 s, up to 24 times, until `KnownStatus` is RUNNING)
