@@ -23,23 +23,21 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::docker::{
+    AMD64, Cleanup, cargo_dist, dist_binary, docker, docker_bytes, make, no_engine, rustc,
+};
 use common::{Scrape, http_get, parse_strict, wait_for};
 
-const AMD64: &str = "x86_64-unknown-linux-musl";
 const SIM_PORT: u16 = 51678;
 const STATSD_PORT: u16 = 8125;
 
 #[test]
 fn scratch_image_runs_beside_the_simulated_endpoint() {
-    if let Err(why) = docker(&["version", "--format", "{{.Server.Version}}"]) {
-        eprintln!(
-            "skipping: no Docker engine answers `docker version` ({})",
-            why.lines().next().unwrap_or("")
-        );
+    if no_engine() {
         return;
     }
     let seconds = soak_seconds();
@@ -65,7 +63,7 @@ fn scratch_image_runs_beside_the_simulated_endpoint() {
     // --- Images. -------------------------------------------------------------------------
     let built = Instant::now();
     make(&["image", &format!("IMAGE={image}")]);
-    cargo_dist("ecs-task-sim");
+    cargo_dist(AMD64, "ecs-task-sim");
     build_testbed(&workdir, &testbed);
     eprintln!("images built in {:.1?}", built.elapsed());
     check_image(&image, &name("files"));
@@ -282,7 +280,7 @@ fn check_image(image: &str, probe: &str) {
     ] {
         assert!(fields[4].contains(label), "label {label} in {}", fields[4]);
     }
-    let binary = std::fs::metadata(dist_binary("ecs-container-exporter"))
+    let binary = std::fs::metadata(dist_binary(AMD64, "ecs-container-exporter"))
         .expect("the static binary")
         .len();
     eprintln!(
@@ -345,7 +343,8 @@ fn tar_files(tar: &[u8]) -> Vec<(String, u64)> {
 fn build_testbed(dir: &Path, tag: &str) {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).expect("temporary directory");
-    std::fs::copy(dist_binary("ecs-task-sim"), dir.join("ecs-task-sim")).expect("copy the sim");
+    std::fs::copy(dist_binary(AMD64, "ecs-task-sim"), dir.join("ecs-task-sim"))
+        .expect("copy the sim");
     std::fs::write(dir.join("udp-recv.rs"), RECEIVER).expect("write the receiver");
     let out = Command::new(rustc())
         .current_dir(dir)
@@ -391,54 +390,8 @@ fn main() {
 "#;
 
 // ---------------------------------------------------------------------------------------------
-// Docker and the build, through their command lines.
-
-/// Removes what the test created, in dependency order, whatever happened.
-#[derive(Default)]
-struct Cleanup {
-    containers: Vec<String>,
-    networks: Vec<String>,
-    images: Vec<String>,
-    dir: Option<PathBuf>,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for c in &self.containers {
-            let _ = docker(&["rm", "-f", "-v", c]);
-        }
-        for n in &self.networks {
-            let _ = docker(&["network", "rm", n]);
-        }
-        for i in &self.images {
-            let _ = docker(&["rmi", "-f", i]);
-        }
-        if let Some(dir) = &self.dir {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
-fn docker_bytes(args: &[&str]) -> Result<Vec<u8>, String> {
-    let out = Command::new("docker")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("docker: {e}"))?;
-    if out.status.success() {
-        Ok(out.stdout)
-    } else {
-        Err(format!(
-            "docker {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-fn docker(args: &[&str]) -> Result<String, String> {
-    docker_bytes(args).map(|b| String::from_utf8_lossy(&b).trim().to_owned())
-}
+// Docker, through its command line: what only this test asks of it (the rest is in
+// `common::docker`).
 
 /// The exit status of a `docker` command (for `docker run`, the container's).
 fn docker_status(args: &[&str]) -> Option<i32> {
@@ -497,67 +450,4 @@ fn container_rss_kib(container: &str) -> String {
             .ok()
         })
         .unwrap_or_else(|| "unknown".into())
-}
-
-fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Where the Makefile's cargo builds go: `$CARGO_TARGET_DIR`, else `./target`.
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
-        Some(dir) => manifest_dir().join(dir),
-        None => manifest_dir().join("target"),
-    }
-}
-
-fn dist_binary(bin: &str) -> PathBuf {
-    target_dir().join(AMD64).join("dist").join(bin)
-}
-
-/// The rustc beside the cargo that builds these tests.
-fn rustc() -> PathBuf {
-    let beside = Path::new(env!("CARGO")).with_file_name("rustc");
-    if beside.is_file() {
-        beside
-    } else {
-        PathBuf::from("rustc")
-    }
-}
-
-fn make(args: &[&str]) {
-    let out = Command::new("make")
-        .arg("-C")
-        .arg(manifest_dir())
-        .args(args)
-        .arg(format!("CARGO={}", env!("CARGO")))
-        .output()
-        .expect("run make");
-    assert!(
-        out.status.success(),
-        "make {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn cargo_dist(bin: &str) {
-    let out = Command::new(env!("CARGO"))
-        .current_dir(manifest_dir())
-        .args([
-            "build",
-            "--profile",
-            "dist",
-            "--target",
-            AMD64,
-            "--bin",
-            bin,
-        ])
-        .output()
-        .expect("run cargo");
-    assert!(
-        out.status.success(),
-        "cargo build --profile dist --target {AMD64} --bin {bin} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }

@@ -27,17 +27,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::docker::{AMD64, Cleanup, cargo_dist_build, docker, no_engine};
 use common::{EXPORTER, Exporter, Scrape, free_port, parse_strict};
-
-const AMD64: &str = "x86_64-unknown-linux-musl";
 
 #[test]
 fn docker_mode_reads_the_real_engine() {
-    if let Err(why) = docker(&["version", "--format", "{{.Server.Version}}"]) {
-        eprintln!(
-            "skipping: no Docker engine answers `docker version` ({})",
-            why.lines().next().unwrap_or("")
-        );
+    if no_engine() {
         return;
     }
     let pid = std::process::id();
@@ -46,6 +41,7 @@ fn docker_mode_reads_the_real_engine() {
     let (sim, burn1, burn2, late) = (name("sim"), name("burn1"), name("burn2"), name("late"));
     let mut cleanup = Cleanup {
         containers: vec![burn1.clone(), burn2.clone(), late.clone(), sim.clone()],
+        networks: Vec::new(),
         images: vec![image.clone()],
         dir: None,
     };
@@ -510,55 +506,7 @@ fn promtool(text: &str) -> Option<String> {
 fn build_static_binaries() -> PathBuf {
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("docker-host-musl");
     let started = Instant::now();
-    let out = Command::new(env!("CARGO"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["build", "--profile", "dist", "--target", AMD64, "--bins"])
-        .env("CARGO_TARGET_DIR", &target)
-        .output()
-        .expect("run cargo");
-    assert!(
-        out.status.success(),
-        "cargo build --profile dist --target {AMD64} --bins failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cargo_dist_build(AMD64, &["--bins"], Some(&target));
     eprintln!("static binaries built in {:.1?}", started.elapsed());
     target.join(AMD64).join("dist")
-}
-
-/// Removes what the test created, even when it fails.
-struct Cleanup {
-    containers: Vec<String>,
-    images: Vec<String>,
-    dir: Option<PathBuf>,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for c in &self.containers {
-            let _ = docker(&["rm", "-f", "-v", c]);
-        }
-        for i in &self.images {
-            let _ = docker(&["rmi", "-f", i]);
-        }
-        if let Some(dir) = &self.dir {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
-fn docker(args: &[&str]) -> Result<String, String> {
-    let out = Command::new("docker")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("docker: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-    } else {
-        Err(format!(
-            "docker {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
 }

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::docker::{AMD64, cargo_dist, dist_binary, make, rustc};
 use common::{Sim, free_port, http_get, parse_strict, wait_for};
 
-const AMD64: &str = "x86_64-unknown-linux-musl";
 const ARM64: &str = "aarch64-unknown-linux-musl";
 const EM_X86_64: u16 = 62;
 const EM_AARCH64: u16 = 183;
@@ -160,62 +160,7 @@ impl Drop for KillOnDrop {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Building.
-
-fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Where the Makefile's cargo builds go: `$CARGO_TARGET_DIR`, else `./target`.
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
-        Some(dir) => manifest_dir().join(dir),
-        None => manifest_dir().join("target"),
-    }
-}
-
-fn dist_binary(triple: &str, bin: &str) -> PathBuf {
-    target_dir().join(triple).join("dist").join(bin)
-}
-
-/// Runs `make <args>` in the crate with the cargo that builds these tests; panics with its
-/// output on failure.
-fn make(args: &[&str]) {
-    let out = Command::new("make")
-        .arg("-C")
-        .arg(manifest_dir())
-        .args(args)
-        .arg(format!("CARGO={}", env!("CARGO")))
-        .output()
-        .expect("run make");
-    assert!(
-        out.status.success(),
-        "make {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn cargo_dist(triple: &str, bin: &str) {
-    let out = Command::new(env!("CARGO"))
-        .current_dir(manifest_dir())
-        .args([
-            "build",
-            "--profile",
-            "dist",
-            "--target",
-            triple,
-            "--bin",
-            bin,
-        ])
-        .output()
-        .expect("run cargo");
-    assert!(
-        out.status.success(),
-        "cargo build --profile dist --target {triple} --bin {bin} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+// Tools: a Rust target, a program on PATH (the builds and their paths are in `common::docker`).
 
 /// True when the standard library for `triple` is installed, adding it with rustup if needed.
 fn target_ready(triple: &str) -> bool {
@@ -241,16 +186,6 @@ fn target_ready(triple: &str) -> bool {
             .status()
             .is_ok_and(|s| s.success())
             && installed())
-}
-
-/// The rustc beside the cargo that builds these tests.
-fn rustc() -> PathBuf {
-    let beside = Path::new(env!("CARGO")).with_file_name("rustc");
-    if beside.is_file() {
-        beside
-    } else {
-        PathBuf::from("rustc")
-    }
 }
 
 fn find_in_path(name: &str) -> Option<PathBuf> {

@@ -12,40 +12,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use common::{Exporter, Scrape, Sim, wait_for};
+use common::{Exporter, LEGACY_FAMILIES, Scrape, Sim, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_DATAGRAM: usize = 1432;
 /// Datagrams closer than this belong to one round (the exporter sends a round in a tight loop;
 /// rounds are an interval, 300 ms, apart).
 const ROUND_GAP: Duration = Duration::from_millis(100);
-
-/// The 2.x families (SPEC §3.1) that DogStatsD carries; `ecs_task_exporter_status` is not sent.
-const LEGACY: [&str; 23] = [
-    "ecs_task_cpu_limit",
-    "ecs_task_mem_limit",
-    "ecs_task_cpu_usage_ratio",
-    "ecs_task_percpu_usage_ratio",
-    "ecs_task_cpu_kernelmode",
-    "ecs_task_cpu_usermode",
-    "ecs_task_cpu_throttle_periods",
-    "ecs_task_cpu_throttle_throttled_periods",
-    "ecs_task_cpu_throttle_throttled_time",
-    "ecs_task_mem_usage",
-    "ecs_task_mem_cache",
-    "ecs_task_disk_read_bytes_total",
-    "ecs_task_disk_written_bytes_total",
-    "ecs_task_disk_read_iops_total",
-    "ecs_task_disk_written_iops_total",
-    "ecs_task_network_rx_bytes_total",
-    "ecs_task_network_rx_packets_total",
-    "ecs_task_network_rx_errors_total",
-    "ecs_task_network_rx_dropped_total",
-    "ecs_task_network_tx_bytes_total",
-    "ecs_task_network_tx_packets_total",
-    "ecs_task_network_tx_errors_total",
-    "ecs_task_network_tx_dropped_total",
-];
 
 // ---------------------------------------------------------------------------------------------
 // A UDP receiver that timestamps every datagram.
@@ -321,7 +294,7 @@ fn start(profile: &str, host: &str, port: &str, extra: &[&str]) -> (Sim, Exporte
 fn legacy_series(s: &Scrape) -> BTreeMap<(String, Vec<(String, String)>), f64> {
     s.samples
         .iter()
-        .filter(|((name, _), _)| LEGACY.contains(&name.as_str()))
+        .filter(|((name, _), _)| LEGACY_FAMILIES.contains(&name.as_str()))
         .map(|(k, v)| (k.clone(), *v))
         .collect()
 }
@@ -472,12 +445,12 @@ fn check_values_equal_metrics_of_the_same_poll(profile: &str, must_have: &[&str]
 
 #[test]
 fn statsd_values_equal_metrics_of_the_same_poll_for_every_2x_family_on_fargate() {
-    check_values_equal_metrics_of_the_same_poll("fargate", &LEGACY, &[]);
+    check_values_equal_metrics_of_the_same_poll("fargate", &LEGACY_FAMILIES, &[]);
 }
 
 #[test]
 fn statsd_values_equal_metrics_of_the_same_poll_and_leave_out_excluded_containers_on_ec2_awsvpc() {
-    let v2: Vec<&str> = LEGACY
+    let v2: Vec<&str> = LEGACY_FAMILIES
         .iter()
         .copied()
         .filter(|f| !f.contains("percpu") && !f.contains("iops"))

@@ -1,6 +1,9 @@
-//! Helpers shared by the integration tests: fixtures, the pure pipeline, and a strict parser of
-//! the text exposition.
+//! Helpers shared by the integration tests: fixtures, the pure pipeline, the 2.x family names, a
+//! strict parser of the text exposition, and the simulated endpoint and the exporter binary as
+//! processes. [`docker`] holds the Docker engine and static-build helpers.
 #![allow(dead_code)]
+
+pub mod docker;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -19,6 +22,34 @@ pub fn fixture_path(name: &str) -> PathBuf {
 pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(fixture_path(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
 }
+
+/// The 2.x families (SPEC §3.1) but `ecs_task_exporter_status`: the 23 from `ecs_task_cpu_limit`
+/// to `ecs_task_network_tx_dropped_total` (what DogStatsD carries).
+pub const LEGACY_FAMILIES: [&str; 23] = [
+    "ecs_task_cpu_limit",
+    "ecs_task_mem_limit",
+    "ecs_task_cpu_usage_ratio",
+    "ecs_task_percpu_usage_ratio",
+    "ecs_task_cpu_kernelmode",
+    "ecs_task_cpu_usermode",
+    "ecs_task_cpu_throttle_periods",
+    "ecs_task_cpu_throttle_throttled_periods",
+    "ecs_task_cpu_throttle_throttled_time",
+    "ecs_task_mem_usage",
+    "ecs_task_mem_cache",
+    "ecs_task_disk_read_bytes_total",
+    "ecs_task_disk_written_bytes_total",
+    "ecs_task_disk_read_iops_total",
+    "ecs_task_disk_written_iops_total",
+    "ecs_task_network_rx_bytes_total",
+    "ecs_task_network_rx_packets_total",
+    "ecs_task_network_rx_errors_total",
+    "ecs_task_network_rx_dropped_total",
+    "ecs_task_network_tx_bytes_total",
+    "ecs_task_network_tx_packets_total",
+    "ecs_task_network_tx_errors_total",
+    "ecs_task_network_tx_dropped_total",
+];
 
 /// The default filter of the exporter.
 pub fn default_filter() -> Filter {
