@@ -438,6 +438,26 @@ pub fn timestamp(s: &str) -> Option<i128> {
     Some(i128::from(secs) * 1_000_000_000 + nanos)
 }
 
+/// The inverse of [`timestamp`]: ns since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`,
+/// the form the endpoint writes (for the simulator and the tests; Howard Hinnant's
+/// `civil_from_days`).
+pub fn format_timestamp(nanos: i128) -> String {
+    let secs = nanos.div_euclid(1_000_000_000) as i64;
+    let frac = nanos.rem_euclid(1_000_000_000);
+    let (days, tod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s) = (tod / 3600, tod % 3600 / 60, tod % 60);
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{frac:09}Z")
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -471,6 +491,22 @@ mod tests {
             timestamp("1970-01-01T00:00:00.1234567899Z"),
             Some(123_456_789)
         );
+    }
+
+    #[test]
+    fn formatting_is_the_inverse_of_parsing() {
+        assert_eq!(format_timestamp(0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            format_timestamp(1_740_633_769_186_680_233),
+            "2025-02-27T05:22:49.186680233Z"
+        );
+        assert_eq!(
+            format_timestamp(951_782_400_000_000_001),
+            "2000-02-29T00:00:00.000000001Z"
+        );
+        for ns in [-1, 1, 1_635_503_120_593_384_900, 4_102_444_800_999_999_999] {
+            assert_eq!(timestamp(&format_timestamp(ns)), Some(ns), "{ns}");
+        }
     }
 
     #[test]

@@ -524,24 +524,6 @@ fn mutate(rng: &mut Rng, seed: &[u8], corpus: &Corpus) -> Vec<u8> {
     input
 }
 
-/// RFC 3339 with nanoseconds (the simulator's format) for ns since the epoch.
-fn rfc3339(nanos: i128) -> String {
-    let secs = nanos.div_euclid(1_000_000_000) as i64;
-    let frac = nanos.rem_euclid(1_000_000_000);
-    let (days, tod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let (h, m, s) = (tod / 3600, tod % 3600 / 60, tod % 60);
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{frac:09}Z")
-}
-
 /// The next poll's stats: reads moved (forward, equal or backwards) and counters moved (up,
 /// equal, down, zero or `u64::MAX`), one rule per case so that windows are computed.
 fn advance(rng: &mut Rng, stats: &Value) -> Value {
@@ -559,7 +541,7 @@ fn advance(rng: &mut Rng, stats: &Value) -> Value {
         match v {
             Value::String(s) if key == "read" || key == "preread" => {
                 if let Some(t) = payload::timestamp(s) {
-                    *s = rfc3339(t.saturating_add(shift));
+                    *s = payload::format_timestamp(t.saturating_add(shift));
                 }
             }
             Value::Number(n) => {

@@ -3,6 +3,7 @@
 //! values and only growing (until a `counter_reset`).
 
 use crate::profiles::{Container, Task};
+use ecs_container_exporter::payload::format_timestamp;
 use serde_json::{Map, Value};
 use std::f64::consts::PI;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -52,7 +53,7 @@ impl Clock {
 
     /// RFC 3339 UTC with nanoseconds for a sample time.
     pub fn timestamp(&self, t: f64) -> String {
-        rfc3339(self.start_unix_nanos + (t * 1e9) as i128)
+        format_timestamp(self.start_unix_nanos + (t * 1e9) as i128)
     }
 }
 
@@ -221,42 +222,5 @@ fn grow_blkio(list: Option<&mut Value>, g: &Growth, read_rate: f64, write_rate: 
         if let (Some(b), Some(m)) = (e["value"].as_u64(), e.as_object_mut()) {
             m.insert("value".into(), g.at(b, rate).into());
         }
-    }
-}
-
-/// Format nanoseconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
-fn rfc3339(nanos: i128) -> String {
-    let secs = nanos.div_euclid(1_000_000_000) as i64;
-    let frac = nanos.rem_euclid(1_000_000_000);
-    let (days, tod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let (h, m, s) = (tod / 3600, tod % 3600 / 60, tod % 60);
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{frac:09}Z")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::rfc3339;
-
-    #[test]
-    fn formats_rfc3339() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(
-            rfc3339(1_740_633_769_186_680_233),
-            "2025-02-27T05:22:49.186680233Z"
-        );
-        assert_eq!(
-            rfc3339(951_782_400_000_000_001),
-            "2000-02-29T00:00:00.000000001Z"
-        );
     }
 }
