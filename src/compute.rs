@@ -7,14 +7,17 @@
 //!
 //! Windows are decided once per container in [`window_for`]; the arithmetic in [`cpu_window`]
 //! takes two readings and is checked: a counter that went down (a restart) or a window of zero
-//! length gives no window, never a negative, infinite or NaN ratio.
+//! length gives no window, never a negative, infinite or NaN ratio. The `_task_` counter rows
+//! come from [`Totals`], which carries them across container restarts, stops and departures so
+//! that they never go down (SPEC §3.1.1).
 //!
 //! Out of scope: I/O, clocks, the self-metrics of the poller (`snapshot::Health`), formatting.
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::payload::{Container, Cpu, Net, Sample, Stats, Task};
+use crate::payload::{Container, Cpu, Device, Net, Sample, Stats, Task};
 use crate::snapshot::{Endpoint, Family, Health, Kind, Reason, Snapshot, TaskTags, Value};
+use crate::totals::{self, Combine, Reading, Totals};
 
 /// The `container_name` of the task-wide rows, as in 2.x.
 pub const TASK_ROW: &str = "_task_";
@@ -35,10 +38,42 @@ impl Filter {
     }
 }
 
-/// What one poll leaves for the next, keyed by `DockerId`.
+/// What `compute` needs besides the poll itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Which containers get per-container series.
+    pub filter: Filter,
+    /// Block device majors of the device-mapper (layered devices: counted once), read from
+    /// `/proc/devices` by the caller; see [`device_mapper_majors`].
+    pub device_mapper: Vec<u64>,
+}
+
+impl From<Filter> for Options {
+    fn from(filter: Filter) -> Options {
+        Options {
+            filter,
+            device_mapper: Vec::new(),
+        }
+    }
+}
+
+/// What one poll leaves for the next: each container's last reading (keyed by `DockerId`) and
+/// the carried task totals.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct History {
     containers: HashMap<String, Previous>,
+    totals: Totals,
+}
+
+impl History {
+    /// Entries kept (readings and carried series): the size of the state.
+    pub fn len(&self) -> usize {
+        self.containers.len() + self.totals.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -67,7 +102,22 @@ struct Row<'a> {
     meta: &'a Container,
     sample: Option<&'a Sample>,
     window: Option<Window>,
+    /// Disk counters over its devices, layered devices once.
+    disk: Io,
+    /// Gets its `ecs_container_*` series.
     export: bool,
+    /// Gets its 2.x per-container series: exported, and not named like the task rows.
+    export_legacy: bool,
+}
+
+/// A container's disk counters: bytes and operations read and written, each `None` when its
+/// blkio list is absent.
+#[derive(Debug, Clone, Copy, Default)]
+struct Io {
+    read_bytes: Option<u64>,
+    write_bytes: Option<u64>,
+    read_ops: Option<u64>,
+    write_ops: Option<u64>,
 }
 
 impl Row<'_> {
@@ -81,7 +131,7 @@ pub fn compute(
     task: &Task,
     stats: &Stats,
     history: &History,
-    filter: &Filter,
+    options: &Options,
 ) -> (Snapshot, History) {
     let rows: Vec<Row> = task
         .containers
@@ -92,15 +142,19 @@ pub fn compute(
                 .flatten();
             let window =
                 sample.and_then(|s| window_for(history.containers.get(&meta.docker_id), s));
+            let export = options.filter.exports(&meta.name);
             Row {
                 meta,
                 sample,
                 window,
-                export: filter.exports(&meta.name),
+                disk: sample.map_or_else(Io::default, |s| io(s, &options.device_mapper)),
+                export,
+                export_legacy: export && meta.name != TASK_ROW,
             }
         })
         .collect();
 
+    let (totals, task_counters) = task_counters(task, &rows, &history.totals);
     let next = History {
         containers: rows
             .iter()
@@ -116,10 +170,11 @@ pub fn compute(
                 ))
             })
             .collect(),
+        totals,
     };
 
     let mut families = Vec::with_capacity(48);
-    legacy_families(task, &rows, &mut families);
+    legacy_families(task, &rows, &task_counters, &mut families);
     new_families(task, &rows, &mut families);
     // Absurd inputs (a limit of 1e-320 vCPU, 1e308 MiB) must not become `+Inf` samples.
     for family in &mut families {
@@ -127,6 +182,17 @@ pub fn compute(
             .series
             .retain(|s| !matches!(s.value, Value::Float(v) if !v.is_finite()));
     }
+    let warnings = rows
+        .iter()
+        .filter(|r| r.export && !r.export_legacy)
+        .map(|_| {
+            format!(
+                "a container is named {TASK_ROW}, like the task rows: its 2.x per-container \
+                 series are left out (its ecs_container_* series stay)"
+            )
+        })
+        .take(1)
+        .collect();
     let snapshot = Snapshot {
         tags: TaskTags {
             cluster: short_cluster(&task.cluster).to_owned(),
@@ -134,8 +200,121 @@ pub fn compute(
             revision: task.revision.clone(),
         },
         families,
+        warnings,
     };
     (snapshot, next)
+}
+
+/// A container's disk counters. When its list holds a device-mapper device and also another
+/// device, the device-mapper entries are left out: they mirror the device under them (ECS
+/// Managed Instances lists `252:0` beside `259:0` with the same bytes).
+fn io(s: &Sample, device_mapper: &[u64]) -> Io {
+    let sum = |devices: &Option<Vec<Device>>| {
+        let devices = devices.as_deref()?;
+        let layered = |d: &Device| device_mapper.contains(&d.major);
+        let skip_layered = devices.iter().any(layered) && !devices.iter().all(layered);
+        let counted = devices.iter().filter(|d| !(skip_layered && layered(d)));
+        Some(counted.fold((0u64, 0u64), |(r, w), d| {
+            (r.saturating_add(d.read), w.saturating_add(d.write))
+        }))
+    };
+    let (bytes, ops) = (sum(&s.disk.bytes), sum(&s.disk.ops));
+    Io {
+        read_bytes: bytes.map(|b| b.0),
+        write_bytes: bytes.map(|b| b.1),
+        read_ops: ops.map(|o| o.0),
+        write_ops: ops.map(|o| o.1),
+    }
+}
+
+/// The majors of the `device-mapper` block devices in a `/proc/devices` text (`252
+/// device-mapper` under `Block devices:`); none when there is no such line.
+pub fn device_mapper_majors(proc_devices: &str) -> Vec<u64> {
+    proc_devices
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("Block devices"))
+        .filter_map(|l| {
+            let (major, name) = l.trim().split_once(char::is_whitespace)?;
+            (name.trim() == "device-mapper")
+                .then(|| major.parse().ok())
+                .flatten()
+        })
+        .collect()
+}
+
+type DiskPick = fn(&Io) -> Option<u64>;
+/// The disk counter families, their help and where their values come from.
+const DISK: [(&str, &str, DiskPick); 4] = [
+    (
+        "ecs_task_disk_read_bytes_total",
+        "Bytes read from block devices",
+        |d| d.read_bytes,
+    ),
+    (
+        "ecs_task_disk_written_bytes_total",
+        "Bytes written to block devices",
+        |d| d.write_bytes,
+    ),
+    (
+        "ecs_task_disk_read_iops_total",
+        "Read operations on block devices",
+        |d| d.read_ops,
+    ),
+    (
+        "ecs_task_disk_written_iops_total",
+        "Write operations on block devices",
+        |d| d.write_ops,
+    ),
+];
+
+/// Whether every container sees the task's one network interface (`awsvpc`, `host`; Fargate
+/// always), rather than one of its own (`bridge`).
+fn shared_network(task: &Task) -> bool {
+    task.launch_type.eq_ignore_ascii_case("FARGATE")
+        || task.containers.iter().any(|c| {
+            c.network_mode
+                .as_deref()
+                .is_some_and(|m| m.eq_ignore_ascii_case("awsvpc") || m.eq_ignore_ascii_case("host"))
+        })
+}
+
+/// The `_task_` value of every disk and network counter series (by family and interface),
+/// carried across the task's life, and the totals for the next poll.
+fn task_counters(
+    task: &Task,
+    rows: &[Row],
+    totals: &Totals,
+) -> (Totals, BTreeMap<totals::Key, u64>) {
+    let network = if shared_network(task) {
+        Combine::Largest
+    } else {
+        Combine::Sum
+    };
+    let mut readings = Vec::new();
+    for r in rows.iter().filter(|r| r.sample.is_some()) {
+        let container = r.meta.docker_id.as_str();
+        for (name, _, pick) in DISK {
+            if let Some(value) = pick(&r.disk) {
+                readings.push(Reading {
+                    container,
+                    key: (name, String::new()),
+                    value,
+                    combine: Combine::Sum,
+                });
+            }
+        }
+        for (interface, n) in r.sample.map_or(&[][..], |s| &s.networks) {
+            for (name, _, pick) in NETWORK {
+                readings.push(Reading {
+                    container,
+                    key: (name, interface.clone()),
+                    value: pick(n),
+                    combine: network,
+                });
+            }
+        }
+    }
+    totals.next(rows.iter().map(|r| r.meta.docker_id.as_str()), readings)
 }
 
 /// Picks the window for a container: against the previous poll when there is one, else against
@@ -161,17 +340,21 @@ fn window_for(previous: Option<&Previous>, s: &Sample) -> Option<Window> {
 }
 
 /// CPU use between two readings `a` (at `ta`) and `b` (at `tb > ta`), both cumulative.
+///
+/// With `system_cpu_usage` and a CPU count (`online_cpus`, else the length of `percpu_usage`,
+/// zeros included, as Docker does): cores = Δtotal / Δsystem × CPUs. Otherwise cores =
+/// Δtotal / Δread, and the window has no CPU count.
 fn cpu_window(a: &Cpu, ta: i128, b: &Cpu, tb: i128) -> Option<Window> {
     let total = b.total?.checked_sub(a.total?)? as f64;
     let online = b
         .online_cpus
         .or(a.online_cpus)
-        .or_else(|| percpu_count(&b.percpu));
-    let (cores, percpu) = match (a.system, b.system) {
-        (Some(sa), Some(sb)) => {
+        .or_else(|| u32::try_from(b.percpu.len()).ok().filter(|&n| n > 0));
+    let (cores, percpu) = match (a.system, b.system, online) {
+        (Some(sa), Some(sb), Some(online)) => {
             let system = sb.checked_sub(sa).filter(|&d| d > 0)? as f64;
-            let cores = total / system * f64::from(online?);
-            let n = (online? as usize).min(a.percpu.len()).min(b.percpu.len());
+            let cores = total / system * f64::from(online);
+            let n = (online as usize).min(a.percpu.len()).min(b.percpu.len());
             let percpu = (0..n)
                 .map(|i| Some(b.percpu[i].checked_sub(a.percpu[i])? as f64 / system))
                 .collect();
@@ -189,13 +372,6 @@ fn cpu_window(a: &Cpu, ta: i128, b: &Cpu, tb: i128) -> Option<Window> {
         kernel: b.kernel.zip(a.kernel).and_then(|(b, a)| b.checked_sub(a)),
         user: b.user.zip(a.user).and_then(|(b, a)| b.checked_sub(a)),
     })
-}
-
-/// Docker's fallback for a missing `online_cpus`: the length of `percpu_usage`, here without the
-/// zero padding that some agents add (15 entries on a 2-CPU host).
-fn percpu_count(percpu: &[u64]) -> Option<u32> {
-    let used = percpu.iter().rposition(|&v| v > 0)? + 1;
-    u32::try_from(used).ok()
 }
 
 /// `arn:aws:ecs:region:account:cluster/name` → `name`; a short name stays as it is.
@@ -229,9 +405,14 @@ fn container_units(c: &Container) -> Option<f64> {
 }
 
 /// The 2.x families (SPEC §3.1), with their `_task_` rows.
-fn legacy_families(task: &Task, rows: &[Row], out: &mut Vec<Family>) {
+fn legacy_families(
+    task: &Task,
+    rows: &[Row],
+    task_counters: &BTreeMap<totals::Key, u64>,
+    out: &mut Vec<Family>,
+) {
     let task_row = || vec![("container_name", TASK_ROW.to_owned())];
-    let exported = || rows.iter().filter(|r| r.export);
+    let exported = || rows.iter().filter(|r| r.export_legacy);
 
     // Limits.
     let mut f = Family::new(
@@ -271,23 +452,27 @@ fn legacy_families(task: &Task, rows: &[Row], out: &mut Vec<Family>) {
     .legacy();
     for r in exported() {
         let Some(w) = &r.window else { continue };
+        // No limit and no CPU count (no `online_cpus`, no `percpu_usage`): cores, unscaled.
         let limit = match (container_units(r.meta), task_limit) {
-            (Some(units), _) => Some(units / 1024.0),
-            (None, Some(vcpus)) => Some(vcpus),
-            (None, None) => w.online.map(f64::from),
+            (Some(units), _) => units / 1024.0,
+            (None, Some(vcpus)) => vcpus,
+            (None, None) => w.online.map_or(1.0, f64::from),
         };
-        if let Some(limit) = limit {
-            f.push(r.name(), Value::Float(w.cores / limit));
-        }
+        f.push(r.name(), Value::Float(w.cores / limit));
     }
+    // The task row only when it is whole: every running container with a sample has a window
+    // (after a restart or a late start, one poll without; never a sum of some containers).
+    let whole = rows
+        .iter()
+        .filter(|r| r.sample.is_some() && r.meta.known_status.eq_ignore_ascii_case("RUNNING"))
+        .all(|r| r.window.is_some());
     let windows: Vec<&Window> = rows.iter().filter_map(|r| r.window.as_ref()).collect();
-    if !windows.is_empty() {
+    if whole && !windows.is_empty() {
         let cores: f64 = windows.iter().map(|w| w.cores).sum();
-        let limit =
-            task_limit.or_else(|| windows.iter().filter_map(|w| w.online).max().map(f64::from));
-        if let Some(limit) = limit {
-            f.push(task_row(), Value::Float(cores / limit));
-        }
+        let limit = task_limit
+            .or_else(|| windows.iter().filter_map(|w| w.online).max().map(f64::from))
+            .unwrap_or(1.0);
+        f.push(task_row(), Value::Float(cores / limit));
     }
     out.push(f);
 
@@ -360,48 +545,23 @@ fn legacy_families(task: &Task, rows: &[Row], out: &mut Vec<Family>) {
         out.push(f);
     }
 
-    // Memory and disk: per container as read, `_task_` the sum over every container with data.
+    // Memory: per container as read, `_task_` the sum over every container with data (gauges,
+    // not carried).
     type Pick = fn(&Sample) -> Option<u64>;
-    let summed: [(&'static str, Kind, &'static str, Pick); 6] = [
+    let memory: [(&'static str, &'static str, Pick); 2] = [
         (
             "ecs_task_mem_usage",
-            Kind::Gauge,
             "Memory usage in bytes, page cache included",
             |s| s.memory.usage,
         ),
         (
             "ecs_task_mem_cache",
-            Kind::Gauge,
             "Page cache in bytes (cgroup v1 cache, v2 file)",
             |s| s.memory.cache,
         ),
-        (
-            "ecs_task_disk_read_bytes_total",
-            Kind::Counter,
-            "Bytes read from block devices",
-            |s| s.disk.read_bytes,
-        ),
-        (
-            "ecs_task_disk_written_bytes_total",
-            Kind::Counter,
-            "Bytes written to block devices",
-            |s| s.disk.write_bytes,
-        ),
-        (
-            "ecs_task_disk_read_iops_total",
-            Kind::Counter,
-            "Read operations on block devices",
-            |s| s.disk.read_ops,
-        ),
-        (
-            "ecs_task_disk_written_iops_total",
-            Kind::Counter,
-            "Write operations on block devices",
-            |s| s.disk.write_ops,
-        ),
     ];
-    for (name, kind, help, pick) in summed {
-        let mut f = Family::new(name, kind, help).legacy();
+    for (name, help, pick) in memory {
+        let mut f = Family::new(name, Kind::Gauge, help).legacy();
         for r in exported() {
             if let Some(v) = r.sample.and_then(pick) {
                 f.push(r.name(), Value::Unsigned(v));
@@ -418,7 +578,21 @@ fn legacy_families(task: &Task, rows: &[Row], out: &mut Vec<Family>) {
         out.push(f);
     }
 
-    network_families(task, rows, out);
+    // Disk: per container as read (layered devices once), `_task_` carried.
+    for (name, help, pick) in DISK {
+        let mut f = Family::new(name, Kind::Counter, help).legacy();
+        for r in exported() {
+            if let Some(v) = r.sample.and(pick(&r.disk)) {
+                f.push(r.name(), Value::Unsigned(v));
+            }
+        }
+        if let Some(v) = task_counters.get(&(name, String::new())) {
+            f.push(task_row(), Value::Unsigned(*v));
+        }
+        out.push(f);
+    }
+
+    network_families(rows, task_counters, out);
 }
 
 type NetPick = fn(&Net) -> u64;
@@ -459,44 +633,31 @@ const NETWORK: [(&str, &str, NetPick); 8] = [
     ),
 ];
 
-/// Network counters per container and interface. `_task_`: in `awsvpc` and `host` mode every
-/// container sees the task's one interface, so each interface counts once (the largest value,
-/// the latest read); in `bridge` mode each container has its own, so they add up.
-fn network_families(task: &Task, rows: &[Row], out: &mut Vec<Family>) {
-    let shared = task.launch_type.eq_ignore_ascii_case("FARGATE")
-        || rows.iter().any(|r| {
-            r.meta
-                .network_mode
-                .as_deref()
-                .is_some_and(|m| m.eq_ignore_ascii_case("awsvpc") || m.eq_ignore_ascii_case("host"))
-        });
+/// Network counters per container and interface, and the carried `_task_` rows (each interface
+/// once in `awsvpc`/`host` mode, summed over the containers in `bridge` mode: [`task_counters`]).
+fn network_families(
+    rows: &[Row],
+    task_counters: &BTreeMap<totals::Key, u64>,
+    out: &mut Vec<Family>,
+) {
     for (name, help, pick) in NETWORK {
         let mut f = Family::new(name, Kind::Counter, help).legacy();
-        let mut task_total: BTreeMap<&str, u64> = BTreeMap::new();
-        for r in rows {
+        for r in rows.iter().filter(|r| r.export_legacy) {
             let Some(s) = r.sample else { continue };
             for (interface, n) in &s.networks {
-                let v = pick(n);
-                if r.export {
-                    let mut labels = r.name();
-                    labels.push(("interface", interface.clone()));
-                    f.push(labels, Value::Unsigned(v));
-                }
-                let total = task_total.entry(interface).or_insert(0);
-                *total = if shared {
-                    (*total).max(v)
-                } else {
-                    total.saturating_add(v)
-                };
+                let mut labels = r.name();
+                labels.push(("interface", interface.clone()));
+                f.push(labels, Value::Unsigned(pick(n)));
             }
         }
-        for (interface, v) in task_total {
+        let family_rows = task_counters.range((name, String::new())..);
+        for ((_, interface), v) in family_rows.take_while(|((n, _), _)| *n == name) {
             f.push(
                 vec![
                     ("container_name", TASK_ROW.to_owned()),
-                    ("interface", interface.to_owned()),
+                    ("interface", interface.clone()),
                 ],
-                Value::Unsigned(v),
+                Value::Unsigned(*v),
             );
         }
         out.push(f);
@@ -813,7 +974,7 @@ mod tests {
 
     fn poll(history: &History, s: Sample) -> (Option<f64>, History) {
         let stats: Stats = [("id".to_owned(), Some(s))].into_iter().collect();
-        let (snapshot, next) = compute(&task(), &stats, history, &Filter::default());
+        let (snapshot, next) = compute(&task(), &stats, history, &Options::default());
         let ratio = snapshot
             .family("ecs_task_cpu_usage_ratio")
             .and_then(|f| f.series.iter().find(|s| s.labels[0].1 == "app"))
@@ -902,7 +1063,7 @@ mod tests {
             t.cpu_vcpus = task_vcpus;
             t.containers[0].cpu_units = units;
             let stats: Stats = [("id".to_owned(), Some(s.clone()))].into_iter().collect();
-            let (snap, _) = compute(&t, &stats, &History::default(), &Filter::default());
+            let (snap, _) = compute(&t, &stats, &History::default(), &Options::default());
             let f = snap.family("ecs_task_cpu_usage_ratio").unwrap();
             let get = |n: &str| {
                 f.series
@@ -949,7 +1110,7 @@ mod tests {
         t.cpu_vcpus = Some(1e-320);
         t.memory_mib = Some(1e308);
         let stats: Stats = [("id".to_owned(), Some(s))].into_iter().collect();
-        let (snap, _) = compute(&t, &stats, &History::default(), &Filter::default());
+        let (snap, _) = compute(&t, &stats, &History::default(), &Options::default());
         let values = snap
             .families
             .iter()

@@ -1005,6 +1005,7 @@ mod tests {
     #[test]
     fn a_poll_assembles_into_a_task_that_compute_sums() {
         use crate::compute::{self, Filter, History, TASK_ROW};
+        let options = compute::Options::from(Filter::default());
         let list = parse_list(LIST.as_bytes()).unwrap();
         let inspect = parse_inspect(INSPECT.as_bytes()).unwrap();
         let sample = parse_stats(STATS.as_bytes()).unwrap();
@@ -1029,7 +1030,7 @@ mod tests {
             "joined namespace: not counted twice"
         );
 
-        let (snap, _) = compute::compute(&task, &stats, &History::default(), &Filter::default());
+        let (snap, _) = compute::compute(&task, &stats, &History::default(), &options);
         let value = |family: &str, name: &str| {
             snap.family(family).and_then(|f| {
                 f.series

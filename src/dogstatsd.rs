@@ -132,6 +132,7 @@ mod tests {
                 revision: "7".into(),
             },
             families: vec![ratio, percpu, limit, info],
+            warnings: Vec::new(),
         }
     }
 

@@ -4,7 +4,7 @@
 //! The pure core turns the endpoint's JSON into numbers and text; it has no sockets, threads,
 //! clock, environment or logging, and is tested on real payloads:
 //! [`payload`] (JSON → plain types), [`compute`] (two polls → a [`snapshot::Snapshot`]),
-//! [`exposition`] (Prometheus text and OpenMetrics), [`dogstatsd`] (lines and datagrams).
+//! [`totals`] (task counters that never go down), [`exposition`] (Prometheus text and OpenMetrics), [`dogstatsd`] (lines and datagrams).
 //!
 //! The thin shell around it: [`config`] (flags and environment), [`metadata`] (the HTTP client),
 //! [`docker`] (plain Docker hosts: the Docker Engine API as a second source, `--docker`),
@@ -28,3 +28,4 @@ pub mod server;
 pub mod snapshot;
 pub mod state;
 pub mod statsd;
+pub mod totals;

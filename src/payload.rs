@@ -108,13 +108,23 @@ pub struct Memory {
     pub inactive_file: Option<u64>,
 }
 
-/// `blkio_stats` summed over devices; `None` where the list is absent or `null`.
+/// One block device of a blkio list: the `read` and `write` entries (any case) of its
+/// `major:minor`, summed. Other ops (`Sync`, `Async`, `Total`, `Discard`) are left out.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Device {
+    pub major: u64,
+    pub minor: u64,
+    pub read: u64,
+    pub write: u64,
+}
+
+/// `blkio_stats` per device; `None` where a list is absent, `null` or not a list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Disk {
-    pub read_bytes: Option<u64>,
-    pub write_bytes: Option<u64>,
-    pub read_ops: Option<u64>,
-    pub write_ops: Option<u64>,
+    /// `io_service_bytes_recursive`: bytes.
+    pub bytes: Option<Vec<Device>>,
+    /// `io_serviced_recursive`: operations (cgroup v1 only).
+    pub ops: Option<Vec<Device>>,
 }
 
 /// One interface of `networks`. Missing counters read as 0 (Windows has no error counters).
@@ -220,10 +230,8 @@ pub fn sample(entry: &Value) -> Option<Sample> {
             }),
         memory: memory(memory_stats),
         disk: Disk {
-            read_bytes: blkio_sum(field(blkio, "io_service_bytes_recursive"), "read"),
-            write_bytes: blkio_sum(field(blkio, "io_service_bytes_recursive"), "write"),
-            read_ops: blkio_sum(field(blkio, "io_serviced_recursive"), "read"),
-            write_ops: blkio_sum(field(blkio, "io_serviced_recursive"), "write"),
+            bytes: devices(field(blkio, "io_service_bytes_recursive")),
+            ops: devices(field(blkio, "io_serviced_recursive")),
         },
         networks: networks(s.get("networks")),
     })
@@ -290,22 +298,45 @@ fn memory(value: Option<&Value>) -> Memory {
     }
 }
 
-/// Σ `value` over the entries whose `op` is `op` in any case; `None` when the list is not a list.
-fn blkio_sum(list: Option<&Value>, op: &str) -> Option<u64> {
+/// The devices of a blkio list, in the order they first appear; `None` when it is not a list.
+fn devices(list: Option<&Value>) -> Option<Vec<Device>> {
     let Some(Value::Array(entries)) = list else {
         return None;
     };
-    Some(
-        entries
+    let mut devices: Vec<Device> = Vec::new();
+    for e in entries {
+        let op = e.get("op").and_then(Value::as_str).unwrap_or("");
+        let (read, write) = (
+            op.eq_ignore_ascii_case("read"),
+            op.eq_ignore_ascii_case("write"),
+        );
+        let (Some(value), true) = (counter(e.get("value")), read || write) else {
+            continue;
+        };
+        let major = counter(e.get("major")).unwrap_or(0);
+        let minor = counter(e.get("minor")).unwrap_or(0);
+        let i = match devices
             .iter()
-            .filter(|e| {
-                e.get("op")
-                    .and_then(Value::as_str)
-                    .is_some_and(|o| o.eq_ignore_ascii_case(op))
-            })
-            .filter_map(|e| counter(e.get("value")))
-            .fold(0u64, u64::saturating_add),
-    )
+            .position(|d| (d.major, d.minor) == (major, minor))
+        {
+            Some(i) => i,
+            None => {
+                devices.push(Device {
+                    major,
+                    minor,
+                    ..Device::default()
+                });
+                devices.len() - 1
+            }
+        };
+        let d = &mut devices[i];
+        if read {
+            d.read = d.read.saturating_add(value);
+        } else {
+            d.write = d.write.saturating_add(value);
+        }
+    }
+    Some(devices)
 }
 
 fn networks(value: Option<&Value>) -> Vec<(String, Net)> {

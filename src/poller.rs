@@ -13,7 +13,7 @@ use std::sync::mpsc::{SyncSender, TrySendError};
 use std::thread;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::compute::{self, Filter, History};
+use crate::compute::{self, History, Options};
 use crate::config::{Config, Source};
 use crate::docker::Docker;
 use crate::exposition::{self, Format};
@@ -49,8 +49,10 @@ impl Origin {
 /// The poller's memory between polls.
 pub struct Poller {
     origin: Origin,
-    filter: Filter,
+    options: Options,
     history: History,
+    /// Warnings of `compute` already logged: each is said once.
+    warned: Vec<String>,
     health: Health,
     /// The last good snapshot (empty before the first success).
     snapshot: Arc<Snapshot>,
@@ -67,8 +69,12 @@ impl Poller {
     ) -> Poller {
         Poller {
             origin: Origin::new(config),
-            filter: config.filter.clone(),
+            options: Options {
+                filter: config.filter.clone(),
+                device_mapper: device_mapper_majors(),
+            },
             history: History::default(),
+            warned: Vec::new(),
             health: Health::default(),
             snapshot: Arc::new(Snapshot::default()),
             failures_in_a_row: 0,
@@ -91,8 +97,14 @@ impl Poller {
         match result {
             Ok((task, stats)) => {
                 let (snapshot, history) =
-                    compute::compute(&task, &stats, &self.history, &self.filter);
+                    compute::compute(&task, &stats, &self.history, &self.options);
                 self.history = history;
+                for warning in &snapshot.warnings {
+                    if !self.warned.contains(warning) {
+                        log::warn!("{warning}");
+                        self.warned.push(warning.clone());
+                    }
+                }
                 self.snapshot = Arc::new(snapshot);
                 self.health.up = true;
                 self.health.last_success = SystemTime::now()
@@ -122,6 +134,17 @@ impl Poller {
             }
         }
         self.state.publish(render(&self.snapshot, &self.health));
+    }
+}
+
+/// The device-mapper majors of this host, from `/proc/devices` (read once; none if unreadable).
+fn device_mapper_majors() -> Vec<u64> {
+    match std::fs::read_to_string("/proc/devices") {
+        Ok(text) => compute::device_mapper_majors(&text),
+        Err(e) => {
+            log::debug!("cannot read /proc/devices ({e}): layered block devices are not known");
+            Vec::new()
+        }
     }
 }
 

@@ -84,6 +84,8 @@ pub struct TaskTags {
 pub struct Snapshot {
     pub tags: TaskTags,
     pub families: Vec<Family>,
+    /// What the caller should log once (not rendered): inputs that cost some series.
+    pub warnings: Vec<String>,
 }
 
 impl Snapshot {

@@ -466,7 +466,8 @@ fn a_first_sample_with_zero_precpu_gives_no_ratio_until_the_next_poll() {
         .unwrap();
     let mut task = task;
     task.containers[0].docker_id = id.clone();
-    let (snapshot, history) = compute::compute(&task, &stats, &History::default(), &no_filter());
+    let (snapshot, history) =
+        compute::compute(&task, &stats, &History::default(), &no_filter().into());
     let s = parse_strict(&render(&snapshot)).unwrap();
     assert!(
         !s.has_family("ecs_task_cpu_usage_ratio"),
@@ -478,7 +479,7 @@ fn a_first_sample_with_zero_precpu_gives_no_ratio_until_the_next_poll() {
     next.read += 10_000_000_000;
     next.cpu.total = next.cpu.total.map(|t| t + 500_000_000);
     let stats2 = [(id, Some(next))].into_iter().collect();
-    let (snapshot, _) = compute::compute(&task, &stats2, &history, &no_filter());
+    let (snapshot, _) = compute::compute(&task, &stats2, &history, &no_filter().into());
     let s = parse_strict(&render(&snapshot)).unwrap();
     approx(
         s.value(
@@ -508,7 +509,7 @@ fn unlimited_memory_sentinels_never_become_limits() {
             .collect(),
         ..Default::default()
     };
-    let (snapshot, _) = compute::compute(&task, &stats, &History::default(), &no_filter());
+    let (snapshot, _) = compute::compute(&task, &stats, &History::default(), &no_filter().into());
     let text = render(&snapshot);
     let s = parse_strict(&text).unwrap();
     assert!(!s.has_family("ecs_container_memory_limit_bytes"));
@@ -571,7 +572,7 @@ fn the_edited_windows_payload_parses_leniently() {
     ))
     .unwrap();
     let sample = stats.values().next().unwrap().as_ref().unwrap();
-    assert_eq!(sample.disk.read_bytes, None);
+    assert_eq!(sample.disk.bytes, None);
     assert!(sample.memory.usage.is_some());
     assert_eq!(sample.networks[0].0, "Ethernet 3");
 }
@@ -595,7 +596,7 @@ fn cgroup_v1_with_an_empty_blkio_list_reads_zero_and_padded_percpu_is_cut_at_onl
         }],
         ..Default::default()
     };
-    let (snapshot, _) = compute::compute(&task, &stats, &History::default(), &no_filter());
+    let (snapshot, _) = compute::compute(&task, &stats, &History::default(), &no_filter().into());
     let scrape = parse_strict(&render(&snapshot)).unwrap();
     // online_cpus 2: only cpu 0 and 1, however long percpu_usage is.
     let cpus: Vec<String> = scrape
@@ -613,8 +614,8 @@ fn cgroup_v1_with_an_empty_blkio_list_reads_zero_and_padded_percpu_is_cut_at_onl
     .unwrap();
     let sample = with_pause.values().flatten().next().unwrap();
     assert_eq!(
-        sample.disk.read_bytes,
-        Some(0),
-        "[] is a list with nothing in it: 0"
+        sample.disk.bytes,
+        Some(Vec::new()),
+        "[] is a list with nothing in it (its sums are 0)"
     );
 }

@@ -468,13 +468,33 @@ fn empty_stats_are_a_valid_reading(kind: &str) {
     for family in [
         "ecs_task_mem_usage",
         "ecs_task_cpu_usage_ratio",
-        "ecs_task_network_rx_bytes_total",
         "ecs_container_memory_working_set_bytes",
     ] {
         assert!(
             !during.has_family(family),
             "{kind}: {family} without samples"
         );
+    }
+    // SPEC §3.1.1: the task's counters keep the containers' last values (never a drop to
+    // nothing that Prometheus would read as a reset); the containers' own rows are gone.
+    for family in [
+        "ecs_task_network_rx_bytes_total",
+        "ecs_task_disk_read_bytes_total",
+    ] {
+        let rows = during.series(family);
+        assert!(!rows.is_empty(), "{kind}: {family} keeps its task rows");
+        for (labels, value) in rows {
+            assert!(
+                labels.contains(&("container_name".to_owned(), "_task_".to_owned())),
+                "{kind}: {family} {labels:?} without a sample"
+            );
+            let pairs: Vec<(&str, &str)> =
+                labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            assert!(
+                value >= before.value(family, &pairs),
+                "{kind}: {family} {labels:?} went down"
+            );
+        }
     }
     for family in [
         "ecs_task_info",
@@ -490,11 +510,8 @@ fn empty_stats_are_a_valid_reading(kind: &str) {
     }
     assert_eq!(
         container_names(&during),
-        container_names(&before)
-            .into_iter()
-            .filter(|n| n != "_task_")
-            .collect::<Vec<_>>(),
-        "{kind}: every container keeps its metadata series"
+        container_names(&before),
+        "{kind}: every container keeps its metadata series, the task its counters"
     );
 
     sim.clear();

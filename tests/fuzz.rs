@@ -32,11 +32,11 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use common::{Exporter, Sim, http_get, parse_strict, wait_for};
-use ecs_container_exporter::compute::{self, Filter, History};
+use ecs_container_exporter::compute::{self, Filter, History, Options};
 use ecs_container_exporter::dogstatsd;
 use ecs_container_exporter::exposition::{self, Format};
 use ecs_container_exporter::payload::{
-    self, Container, Cpu, Disk, Memory, Net, Sample, Stats, Task, Throttling,
+    self, Container, Cpu, Device, Disk, Memory, Net, Sample, Stats, Task, Throttling,
 };
 use ecs_container_exporter::snapshot::Snapshot;
 
@@ -723,7 +723,8 @@ fn run_case(case: &Case, tally: &mut Tally) -> Result<(), String> {
             continue;
         };
         tally.stats_parsed += 1;
-        let (snapshot, next) = compute::compute(&task, &stats, &history, &case.filter);
+        let (snapshot, next) =
+            compute::compute(&task, &stats, &history, &case.filter.clone().into());
         tally.polls_computed += 1;
         let window = check_snapshot(&snapshot).map_err(|e| format!("poll {i}: {e}"))?;
         if window && i > 0 {
@@ -1118,10 +1119,18 @@ fn sample(r: Reading) -> Sample {
             inactive_file: Some(u64::MAX),
         },
         disk: Disk {
-            read_bytes: Some(r.big),
-            write_bytes: Some(r.big),
-            read_ops: Some(r.big),
-            write_ops: Some(r.big),
+            bytes: Some(vec![Device {
+                major: 8,
+                minor: 0,
+                read: r.big,
+                write: r.big,
+            }]),
+            ops: Some(vec![Device {
+                major: 8,
+                minor: 0,
+                read: r.big,
+                write: r.big,
+            }]),
         },
         networks: vec![(
             "eth0".into(),
@@ -1180,7 +1189,8 @@ fn polls(task: &Task, readings: &[Reading], what: &str) -> Vec<common::Scrape> {
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            let (snapshot, next) = compute::compute(task, &stats(*r), &history, &Filter::default());
+            let (snapshot, next) =
+                compute::compute(task, &stats(*r), &history, &Options::default());
             history = next;
             checked(&snapshot, &format!("{what}, poll {i}"))
         })
@@ -1239,7 +1249,7 @@ fn counters_at_u64_max_saturate_and_never_overflow() {
         "blkio_stats": {"io_service_bytes_recursive": [
             {"op": "Read", "value": 18446744073709551615}, {"op": "read", "value": 18446744073709551615}]}}}"#;
     let stats = payload::parse_stats(body).expect("parses");
-    let (snapshot, _) = compute::compute(&t, &stats, &History::default(), &Filter::default());
+    let (snapshot, _) = compute::compute(&t, &stats, &History::default(), &Options::default());
     let s = checked(&snapshot, "JSON at u64::MAX");
     assert_eq!(
         s.value(
@@ -1423,7 +1433,7 @@ fn extreme_spans_and_cpu_counts_stay_finite() {
         };
         s.preread = preread;
         let stats: Stats = [("a".to_owned(), Some(s))].into_iter().collect();
-        let (snapshot, _) = compute::compute(&t, &stats, &History::default(), &Filter::default());
+        let (snapshot, _) = compute::compute(&t, &stats, &History::default(), &Options::default());
         let scrape = checked(&snapshot, "precpu edge");
         assert_eq!(
             ratio(&scrape).is_some(),

@@ -9,7 +9,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use ecs_container_exporter::compute::{self, Filter, History};
+use ecs_container_exporter::compute::{self, Filter, History, Options};
 use ecs_container_exporter::payload;
 use ecs_container_exporter::poller;
 use ecs_container_exporter::snapshot::Health;
@@ -23,13 +23,14 @@ fn main() {
     let read = |p: &str| std::fs::read(p).unwrap_or_else(|e| panic!("{p}: {e}"));
     let (task_raw, s1_raw, s2_raw) = (read(&args[1]), read(&args[2]), read(&args[3]));
     let n: u32 = args[4].parse().expect("iterations");
-    let filter = Filter {
+    let filter: Options = Filter {
         include: Vec::new(),
         exclude: vec![
             "ecs-container-exporter".into(),
             "~internal~ecs~pause".into(),
         ],
-    };
+    }
+    .into();
 
     let task = payload::parse_task(&task_raw).expect("task parses");
     let s1 = payload::parse_stats(&s1_raw).expect("stats parse");

@@ -71,7 +71,7 @@ pub fn no_filter() -> Filter {
 pub fn first_poll(task: &str, stats: &str, filter: &Filter) -> (Snapshot, History) {
     let task = payload::parse_task(&fixture(task)).expect("task parses");
     let stats = payload::parse_stats(&fixture(stats)).expect("stats parse");
-    compute::compute(&task, &stats, &History::default(), filter)
+    compute::compute(&task, &stats, &History::default(), &filter.clone().into())
 }
 
 pub fn render(snapshot: &Snapshot) -> String {
