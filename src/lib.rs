@@ -1,31 +1,24 @@
 //! ecs-container-exporter: per-container CPU, memory, disk and network metrics of an Amazon ECS
 //! task, read from the Task Metadata Endpoint v4 and served to Prometheus (and DogStatsD).
 //!
-//! The pure core turns the endpoint's JSON into numbers and text; it has no sockets, threads,
-//! clock, environment or logging, and is tested on real payloads:
-//! [`payload`] (JSON → plain types), [`compute`] (two polls → a [`snapshot::Snapshot`]),
-//! [`totals`] (task counters that never go down), [`exposition`] (Prometheus text and OpenMetrics), [`dogstatsd`] (lines and datagrams).
-//!
-//! The thin shell around it: [`config`] (flags and environment), [`metadata`] (the HTTP client),
-//! [`docker`] (plain Docker hosts: the Docker Engine API as a second source, `--docker`),
-//! [`poller`] (the polling thread), [`state`] (what threads share), [`server`] (`/metrics`),
-//! [`statsd`] (the UDP sender). `main.rs` wires them and waits for a signal.
+//! The folders tell the architecture:
+//! - [`core`]: the pure core. The endpoint's JSON into plain types, two polls into a snapshot,
+//!   the snapshot into Prometheus text and DogStatsD lines. No sockets, threads, clock,
+//!   environment or logging; tested directly on real payloads.
+//! - [`source`]: where samples come from: the ECS endpoint, or a Docker host's Engine API, over
+//!   one HTTP client.
+//! - [`serve`]: what the threads share, the bounded HTTP server and its pure router, the
+//!   DogStatsD sender.
+//! - [`config`] (flags and environment → a validated configuration) and [`poller`] (the loop:
+//!   source → core → publish). `main.rs` wires them and waits for a signal.
 //!
 //! House rules: no `unsafe` in this crate (signal handling is signal-hook's), and no `unwrap` or
 //! `expect` on anything that comes from outside.
 
 #![deny(unsafe_code)]
 
-pub mod compute;
 pub mod config;
-pub mod docker;
-pub mod dogstatsd;
-pub mod exposition;
-pub mod metadata;
-pub mod payload;
+pub mod core;
 pub mod poller;
-pub mod server;
-pub mod snapshot;
-pub mod state;
-pub mod statsd;
-pub mod totals;
+pub mod serve;
+pub mod source;

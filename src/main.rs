@@ -2,17 +2,18 @@
 //! SIGTERM or SIGINT, finish in-flight answers, exit 0. Bad configuration exits 2 with one line.
 
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use argh::FromArgs;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use ecs_container_exporter::config::{self, Args, Command, Config};
-use ecs_container_exporter::state::State;
-use ecs_container_exporter::{poller, server, statsd};
+use ecs_container_exporter::config::{self, Command, Config, Parsed};
+use ecs_container_exporter::poller;
+use ecs_container_exporter::serve::state::State;
+use ecs_container_exporter::serve::{http, routes, statsd};
+use ecs_container_exporter::source::client;
 
 const NAME: &str = "ecs-container-exporter";
 
@@ -22,19 +23,18 @@ fn main() -> ExitCode {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let raw: Vec<&str> = raw.iter().map(String::as_str).collect();
-    let args = match Args::from_args(&[NAME], &raw) {
-        Ok(args) => args,
-        Err(exit) if exit.status.is_ok() => {
-            println!("{}", exit.output);
+    let args = match config::parse_args(NAME, &raw) {
+        Ok(Parsed::Args(args)) => args,
+        Ok(Parsed::Help(text)) => {
+            println!("{text}");
             return ExitCode::SUCCESS;
         }
-        Err(exit) => {
-            let reason = exit.output.lines().next().unwrap_or("invalid arguments");
-            eprintln!("{NAME}: {reason} (see --help)");
+        Err(e) => {
+            eprintln!("{NAME}: {e}");
             return ExitCode::from(2);
         }
     };
-    let command = match config::resolve(args, &|var| std::env::var(var).ok()) {
+    let command = match config::resolve(*args, &|var| std::env::var(var).ok()) {
         Ok(command) => command,
         Err(e) => {
             eprintln!("{NAME}: {e}");
@@ -42,7 +42,7 @@ fn main() -> ExitCode {
         }
     };
     match command {
-        Command::Healthcheck(addr) if server::check_health(addr) => ExitCode::SUCCESS,
+        Command::Healthcheck(addr) if http::check_health(addr) => ExitCode::SUCCESS,
         Command::Healthcheck(_) => ExitCode::FAILURE,
         Command::Run(config) => match run(&config) {
             Ok(()) => ExitCode::SUCCESS,
@@ -55,31 +55,34 @@ fn main() -> ExitCode {
 }
 
 fn run(config: &Config) -> Result<(), String> {
-    env_logger::Builder::new()
-        .filter_level(config.log_level)
-        .filter_module("ureq", log::LevelFilter::Warn.min(config.log_level))
-        .filter_module("ureq_proto", log::LevelFilter::Warn.min(config.log_level))
-        .format_target(false)
-        .init();
+    let mut logger = env_logger::Builder::new();
+    logger.filter_level(config.log_level).format_target(false);
+    // The HTTP client's own debug lines are noise next to ours.
+    for target in client::LOG_TARGETS {
+        logger.filter_module(target, log::LevelFilter::Warn.min(config.log_level));
+    }
+    logger.init();
     let mut signals =
         Signals::new([SIGTERM, SIGINT]).map_err(|e| format!("cannot handle signals: {e}"))?;
-    let listener = server::bind(config.listen)
+    let listener = http::bind(config.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let state = Arc::new(State::new(config.interval, config.statsd.is_some()));
+    // The DogStatsD sender tells the poller when its error count changed.
+    let (wake, woken) = mpsc::sync_channel(1);
     let statsd = match &config.statsd {
-        Some(target) => {
-            Some(statsd::spawn(target.clone(), Arc::clone(&state)).map_err(|e| e.to_string())?)
-        }
+        Some(target) => Some(
+            statsd::spawn(target.clone(), Arc::clone(&state), wake).map_err(|e| e.to_string())?,
+        ),
         None => None,
     };
-    poller::spawn(config, Arc::clone(&state), statsd)
+    poller::spawn(config, Arc::clone(&state), statsd, woken)
         .map_err(|e| format!("cannot start the poller: {e}"))?;
-    server::spawn(listener, Arc::clone(&state))
+    http::spawn(listener, Arc::clone(&state), routes::route)
         .map_err(|e| format!("cannot start the server: {e}"))?;
     log::info!(
         "serving http://{}/metrics; polling {} every {:?}{}",
         config.listen,
-        config.source,
+        config.origin,
         config.interval,
         config
             .statsd

@@ -1,61 +1,37 @@
-//! The poller thread: at start and then every interval, fetch `/task` and `/task/stats` (or,
-//! with `--docker`, the Docker host's containers and their stats: `docker.rs`), compute a
-//! snapshot, render it, publish it, and hand it to DogStatsD.
+//! The poller thread: at start and then every interval, fetch the task and its stats from the
+//! source, compute a snapshot, render it, publish it, and hand it to DogStatsD.
 //!
 //! A failed poll keeps the last good snapshot: the data families stay as they were, only the
 //! self-metrics change (`ecs_exporter_up 0`, the error counted by endpoint and reason), and one
-//! log line says what happened. Nothing is sent to DogStatsD after a failed poll.
+//! log line says what happened. Nothing is sent to DogStatsD after a failed poll. Between polls,
+//! a word from the DogStatsD sender (a send failed) re-renders the last snapshot with the new
+//! error count, so that `/metrics` shows it at once.
 //!
-//! Out of scope: the formulas (`compute.rs`), HTTP details (`metadata.rs`, `docker.rs`).
+//! Out of scope: the formulas (`core::compute`), HTTP details (`source`), serving (`serve`).
 
 use std::sync::Arc;
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::thread;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::compute::{self, History, Options};
-use crate::config::{Config, Source};
-use crate::docker::Docker;
-use crate::exposition::{self, Format};
-use crate::metadata::{Client, FetchError};
-use crate::payload::{self, Stats, Task};
-use crate::snapshot::{Endpoint, Health, Reason, Snapshot};
-use crate::state::{Exposition, State};
-
-/// Where a poll reads the task and its stats from.
-enum Origin {
-    Ecs(Client),
-    Docker(Docker),
-}
-
-impl Origin {
-    fn new(config: &Config) -> Origin {
-        match &config.source {
-            Source::Ecs { metadata_url } => Origin::Ecs(Client::new(metadata_url, config.timeout)),
-            Source::Docker { host } => Origin::Docker(Docker::new(host.clone(), config.timeout)),
-        }
-    }
-
-    /// The task and its stats; a failure names the endpoint it is counted under (Docker: the
-    /// container list and inspect calls count as `task`, the stats calls as `task_stats`).
-    fn fetch(&mut self) -> Result<(Task, Stats), (Endpoint, FetchError)> {
-        match self {
-            Origin::Ecs(client) => fetch_ecs(client),
-            Origin::Docker(docker) => docker.fetch(),
-        }
-    }
-}
+use crate::config::Config;
+use crate::core::compute::{self, History, Options};
+use crate::core::exposition;
+use crate::core::health::{self, Health};
+use crate::core::snapshot::Snapshot;
+use crate::serve::state::State;
+use crate::source::Source;
 
 /// The poller's memory between polls.
 pub struct Poller {
-    origin: Origin,
+    source: Source,
     options: Options,
     history: History,
-    /// Warnings of `compute` already logged: each is said once.
-    warned: Vec<String>,
     health: Health,
     /// The last good snapshot (empty before the first success).
     snapshot: Arc<Snapshot>,
+    /// Warnings of `compute` already logged: each is said once.
+    warned: Vec<String>,
     failures_in_a_row: u64,
     state: Arc<State>,
     statsd: Option<SyncSender<Arc<Snapshot>>>,
@@ -68,44 +44,33 @@ impl Poller {
         statsd: Option<SyncSender<Arc<Snapshot>>>,
     ) -> Poller {
         Poller {
-            origin: Origin::new(config),
+            source: Source::new(&config.origin, config.timeout),
             options: Options {
                 filter: config.filter.clone(),
                 device_mapper: device_mapper_majors(),
             },
             history: History::default(),
-            warned: Vec::new(),
             health: Health::default(),
             snapshot: Arc::new(Snapshot::default()),
+            warned: Vec::new(),
             failures_in_a_row: 0,
             state,
             statsd,
         }
     }
 
-    /// Publishes the empty exposition that scrapes see before the first poll ends.
-    pub fn publish_initial(&self) {
-        self.state
-            .publish_initial(render(&self.snapshot, &self.health));
-    }
-
     /// One poll: fetch, compute, publish.
     pub fn poll(&mut self) {
         let started = Instant::now();
-        let result = self.origin.fetch();
+        let result = self.source.fetch();
         self.health.poll_duration = Some(started.elapsed().as_secs_f64());
         match result {
             Ok((task, stats)) => {
                 let (snapshot, history) =
                     compute::compute(&task, &stats, &self.history, &self.options);
                 self.history = history;
-                for warning in &snapshot.warnings {
-                    if !self.warned.contains(warning) {
-                        log::warn!("{warning}");
-                        self.warned.push(warning.clone());
-                    }
-                }
                 self.snapshot = Arc::new(snapshot);
+                self.log_warnings();
                 self.health.up = true;
                 self.health.last_success = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
@@ -133,7 +98,30 @@ impl Poller {
                 log::warn!("poll failed, keeping the last good numbers: {error}");
             }
         }
-        self.state.publish(render(&self.snapshot, &self.health));
+        let exposition = self.render();
+        self.state.publish(exposition);
+    }
+
+    /// Publishes the last snapshot again with the current DogStatsD error count (not a poll
+    /// attempt: `/health` does not change).
+    pub fn republish(&mut self) {
+        let exposition = self.render();
+        self.state.replace(exposition);
+    }
+
+    /// The snapshot and the exporter's health, rendered once for every scrape until the next.
+    fn render(&mut self) -> exposition::Exposition {
+        self.health.statsd_errors = self.state.statsd_errors();
+        exposition::render(&self.snapshot.families, &health::families(&self.health))
+    }
+
+    fn log_warnings(&mut self) {
+        for warning in &self.snapshot.warnings {
+            if !self.warned.contains(warning) {
+                log::warn!("{warning}");
+                self.warned.push(warning.clone());
+            }
+        }
     }
 }
 
@@ -148,54 +136,18 @@ fn device_mapper_majors() -> Vec<u64> {
     }
 }
 
-fn fetch_ecs(client: &Client) -> Result<(Task, Stats), (Endpoint, FetchError)> {
-    let task = client
-        .get(Endpoint::Task)
-        .and_then(|body| {
-            payload::parse_task(&body).map_err(|e| parse_error(client, Endpoint::Task, e))
-        })
-        .map_err(|e| (Endpoint::Task, e))?;
-    let stats = client
-        .get(Endpoint::TaskStats)
-        .and_then(|body| {
-            payload::parse_stats(&body).map_err(|e| parse_error(client, Endpoint::TaskStats, e))
-        })
-        .map_err(|e| (Endpoint::TaskStats, e))?;
-    Ok((task, stats))
-}
-
-fn parse_error(client: &Client, endpoint: Endpoint, e: payload::ParseError) -> FetchError {
-    FetchError {
-        reason: Reason::Parse,
-        detail: format!("GET {}: {e}", client.url(endpoint)),
-    }
-}
-
-/// Both formats of a snapshot and the exporter's health, rendered once for every scrape.
-pub fn render(snapshot: &Snapshot, health: &Health) -> Exposition {
-    let own = compute::health_families(health);
-    let mut text = String::with_capacity(16 * 1024);
-    let mut openmetrics = String::with_capacity(16 * 1024);
-    for (out, format) in [
-        (&mut text, Format::Text),
-        (&mut openmetrics, Format::OpenMetrics),
-    ] {
-        exposition::write_families(out, &snapshot.families, format);
-        exposition::write_families(out, &own, format);
-    }
-    Exposition { text, openmetrics }
-}
-
 /// Starts the poller thread: a poll at once, then one every interval (measured from the start
-/// of each poll; a poll longer than the interval is followed at once by the next).
+/// of each poll; a poll longer than the interval is followed at once by the next). `wake` says
+/// that DogStatsD errors changed.
 pub fn spawn(
     config: &Config,
     state: Arc<State>,
     statsd: Option<SyncSender<Arc<Snapshot>>>,
+    wake: Receiver<()>,
 ) -> std::io::Result<()> {
     let interval = config.interval;
     let mut poller = Poller::new(config, state, statsd);
-    poller.publish_initial();
+    poller.republish();
     thread::Builder::new()
         .name("poller".into())
         .spawn(move || {
@@ -203,11 +155,17 @@ pub fn spawn(
             loop {
                 poller.poll();
                 next += interval;
-                let now = Instant::now();
-                if next > now {
-                    thread::sleep(next - now);
-                } else {
-                    next = now;
+                loop {
+                    let now = Instant::now();
+                    if next <= now {
+                        next = now;
+                        break;
+                    }
+                    match wake.recv_timeout(next - now) {
+                        Ok(()) => poller.republish(),
+                        Err(RecvTimeoutError::Timeout) => break,
+                        Err(RecvTimeoutError::Disconnected) => thread::sleep(next - now),
+                    }
                 }
             }
         })?;

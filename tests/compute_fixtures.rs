@@ -4,8 +4,8 @@
 mod common;
 
 use common::{default_filter, first_poll, no_filter, parse_strict, render, scrape_fixture};
-use ecs_container_exporter::compute::{self, History};
-use ecs_container_exporter::payload;
+use ecs_container_exporter::core::compute::{self, History};
+use ecs_container_exporter::core::payload;
 
 fn approx(actual: f64, expected: f64) {
     assert!(

@@ -12,7 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    EXPORTER, Exporter, Scrape, Sim, free_port, http_get, http_request, parse_strict, wait_for,
+    ADDED_FAMILIES, EXPORTER, Exporter, LEGACY_FAMILIES, Scrape, Sim, free_port, http_get,
+    http_request, parse_strict, wait_for,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,57 +34,40 @@ const METADATA_ONLY: [&str; 9] = [
     "ecs_container_memory_limit_bytes",
 ];
 
-/// Families that every profile of the simulator has series for.
-const ALWAYS: [&str; 37] = [
-    "ecs_task_cpu_limit",
-    "ecs_task_mem_limit",
-    "ecs_task_cpu_usage_ratio",
-    "ecs_task_cpu_kernelmode",
-    "ecs_task_cpu_usermode",
-    "ecs_task_cpu_throttle_periods",
-    "ecs_task_cpu_throttle_throttled_periods",
-    "ecs_task_cpu_throttle_throttled_time",
-    "ecs_task_mem_usage",
-    "ecs_task_mem_cache",
-    "ecs_task_disk_read_bytes_total",
-    "ecs_task_disk_written_bytes_total",
-    "ecs_task_network_rx_bytes_total",
-    "ecs_task_network_rx_packets_total",
-    "ecs_task_network_rx_errors_total",
-    "ecs_task_network_rx_dropped_total",
-    "ecs_task_network_tx_bytes_total",
-    "ecs_task_network_tx_packets_total",
-    "ecs_task_network_tx_errors_total",
-    "ecs_task_network_tx_dropped_total",
-    "ecs_task_exporter_status",
-    "ecs_task_info",
-    "ecs_container_info",
-    "ecs_container_known_status",
-    "ecs_container_exit_code",
-    "ecs_container_start_time_seconds",
-    "ecs_container_cpu_usage_seconds_total",
-    "ecs_container_cpu_user_seconds_total",
-    "ecs_container_cpu_system_seconds_total",
-    "ecs_container_memory_working_set_bytes",
-    "ecs_container_memory_rss_bytes",
-    "ecs_container_memory_limit_bytes",
-    "ecs_exporter_build_info",
-    "ecs_exporter_up",
-    "ecs_exporter_last_success_timestamp_seconds",
-    "ecs_exporter_poll_duration_seconds",
-    "ecs_exporter_poll_errors_total",
+/// The 2.x families that only cgroup v1 payloads have.
+const CGROUP_V1_ONLY: [&str; 3] = [
+    "ecs_task_percpu_usage_ratio",
+    "ecs_task_disk_read_iops_total",
+    "ecs_task_disk_written_iops_total",
 ];
 
-const NETWORK: [&str; 8] = [
-    "ecs_task_network_rx_bytes_total",
-    "ecs_task_network_rx_packets_total",
-    "ecs_task_network_rx_errors_total",
-    "ecs_task_network_rx_dropped_total",
-    "ecs_task_network_tx_bytes_total",
-    "ecs_task_network_tx_packets_total",
-    "ecs_task_network_tx_errors_total",
-    "ecs_task_network_tx_dropped_total",
+/// Added families that only some profiles or settings have.
+const SOMETIMES: [&str; 5] = [
+    "ecs_container_health_status",
+    "ecs_container_restarts_total",
+    "ecs_task_ephemeral_storage_used_bytes",
+    "ecs_task_ephemeral_storage_reserved_bytes",
+    "ecs_exporter_statsd_errors_total",
 ];
+
+/// Families that every profile of the simulator has series for.
+fn always() -> impl Iterator<Item = &'static str> {
+    let legacy = LEGACY_FAMILIES
+        .into_iter()
+        .filter(|f| !CGROUP_V1_ONLY.contains(f));
+    legacy.chain(
+        ADDED_FAMILIES
+            .into_iter()
+            .filter(|f| !SOMETIMES.contains(f)),
+    )
+}
+
+/// The network families.
+fn network() -> impl Iterator<Item = &'static str> {
+    LEGACY_FAMILIES
+        .into_iter()
+        .filter(|f| f.starts_with("ecs_task_network_"))
+}
 
 /// Per-container rows plus a `_task_` row that sums every container with data.
 const SUMMED: [&str; 6] = [
@@ -420,14 +404,10 @@ fn check_profile(e: &Expect) {
     }
 
     // Families that must exist, and those that must not.
-    for family in ALWAYS {
+    for family in always() {
         assert!(s1.has_family(family), "{p}: no {family}");
     }
-    for family in [
-        "ecs_task_percpu_usage_ratio",
-        "ecs_task_disk_read_iops_total",
-        "ecs_task_disk_written_iops_total",
-    ] {
+    for family in CGROUP_V1_ONLY {
         assert_eq!(
             s1.has_family(family),
             e.cgroup_v1,
@@ -526,7 +506,7 @@ fn check_profile(e: &Expect) {
     }
 
     // Network: `_task_` per interface is the max (shared ENI) or the sum (bridge).
-    for family in NETWORK {
+    for family in network() {
         let r = rows(&s1, family);
         let interfaces: BTreeSet<&String> = r.keys().map(|(_, i)| i).collect();
         assert!(!interfaces.is_empty(), "{p}: no {family}");

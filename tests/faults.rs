@@ -11,12 +11,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Exporter, SIM, Scrape, Sim, http_get, wait_for};
+use common::{Exporter, Scrape, Sim, http_get, wait_for};
 
 /// How long an eventual condition may take (polls are every 250 ms; this is for a loaded box).
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -330,46 +329,6 @@ fn body_over_16_mib_keeps_last_numbers_and_counts_too_large() {
 // ---------------------------------------------------------------------------------------------
 // The endpoint not there at all.
 
-/// The simulator on a given port (the `Sim` of the harness always takes a free one).
-struct PortSim(Child);
-
-impl PortSim {
-    /// Starts it on `port`, retrying for a while: the port may still be held by a socket that is
-    /// closing (the test's own placeholder).
-    fn start(port: u16) -> PortSim {
-        let mut last = String::new();
-        for _ in 0..50 {
-            let mut child = Command::new(SIM)
-                .args(["--listen", &format!("127.0.0.1:{port}")])
-                .args(["--profile", "ec2-bridge"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start ecs-task-sim");
-            let stdout = child.stdout.take().expect("sim stdout");
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            if line.starts_with("listening on ") {
-                return PortSim(child);
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            last = line;
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "ecs-task-sim could not listen on port {port} (taken by another process?): {last:?}"
-        );
-    }
-}
-
-impl Drop for PortSim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn unreachable_endpoint_at_start_serves_keeps_retrying_and_recovers() {
     // A port that refuses connections and that no one else can take meanwhile: the local end of
@@ -402,7 +361,7 @@ fn unreachable_endpoint_at_start_serves_keeps_retrying_and_recovers() {
     let _ = holder.set_read_timeout(Some(Duration::from_secs(5)));
     let _ = holder.read(&mut [0u8; 1]); // EOF: the peer's FIN has arrived
     drop((holder, listener));
-    let _sim = PortSim::start(port);
+    let _sim = Sim::start_on(port, &["--profile", "ec2-bridge"]);
     let after = wait_good(&exporter, "after the endpoint appeared");
     assert!(
         after.has_family("ecs_task_info") && after.has_family("ecs_task_mem_usage"),
@@ -437,7 +396,7 @@ fn endpoint_going_away_keeps_last_numbers_and_counts_connect_errors() {
     assert_eq!(data(&during), data(&later), "last good numbers kept");
     assert!(probe(&during) >= probe(&before));
 
-    let _sim = PortSim::start(port);
+    let _sim = Sim::start_on(port, &["--profile", "ec2-bridge"]);
     let stuck = last_success(&later);
     let after = exporter.scrape_until(PATIENCE, |s| up(s) == 1.0 && last_success(s) > stuck);
     assert_eq!(up(&after), 1.0, "recovered");
@@ -488,8 +447,10 @@ fn empty_stats_are_a_valid_reading(kind: &str) {
                 labels.contains(&("container_name".to_owned(), "_task_".to_owned())),
                 "{kind}: {family} {labels:?} without a sample"
             );
-            let pairs: Vec<(&str, &str)> =
-                labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let pairs: Vec<(&str, &str)> = labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
             assert!(
                 value >= before.value(family, &pairs),
                 "{kind}: {family} {labels:?} went down"

@@ -3,7 +3,7 @@
 //! Target 1, in process: every JSON file under `tests/fixtures` is a seed; inputs are mutated
 //! (bit flips, interesting bytes, truncation, splicing two fixtures, numbers replaced by huge,
 //! negative, float or string values, keys deleted, values nested, grafted, duplicated) and fed to
-//! `payload::parse_task`, `payload::parse_stats`, `payload::sample`, `payload::timestamp` and then
+//! `payload::parse_task`, `payload::parse_stats`, `payload::sample`, `rfc3339::parse` and then
 //! `compute::compute` over two to four successive polls whose stats are advanced differently
 //! (reads forward, equal or backwards; counters up, equal, down, zero or `u64::MAX`), so that the
 //! window code runs; each snapshot is rendered as Prometheus text, OpenMetrics and DogStatsD.
@@ -32,13 +32,14 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use common::{Exporter, Sim, http_get, parse_strict, wait_for};
-use ecs_container_exporter::compute::{self, Filter, History, Options};
-use ecs_container_exporter::dogstatsd;
-use ecs_container_exporter::exposition::{self, Format};
-use ecs_container_exporter::payload::{
+use ecs_container_exporter::core::compute::{self, Filter, History, Options};
+use ecs_container_exporter::core::dogstatsd;
+use ecs_container_exporter::core::exposition::{self, Format};
+use ecs_container_exporter::core::payload::{
     self, Container, Cpu, Device, Disk, Memory, Net, Sample, Stats, Task, Throttling,
 };
-use ecs_container_exporter::snapshot::Snapshot;
+use ecs_container_exporter::core::rfc3339;
+use ecs_container_exporter::core::snapshot::Snapshot;
 
 // ---------------------------------------------------------------------------------------------
 // Settings and randomness.
@@ -540,8 +541,8 @@ fn advance(rng: &mut Rng, stats: &Value) -> Value {
     fn walk(v: &mut Value, key: &str, shift: i128, rule: usize, rng: &mut Rng) {
         match v {
             Value::String(s) if key == "read" || key == "preread" => {
-                if let Some(t) = payload::timestamp(s) {
-                    *s = payload::format_timestamp(t.saturating_add(shift));
+                if let Some(t) = rfc3339::parse(s) {
+                    *s = rfc3339::format(t.saturating_add(shift));
                 }
             }
             Value::Number(n) => {
@@ -708,8 +709,8 @@ fn run_case(case: &Case, tally: &mut Tally) -> Result<(), String> {
             });
         }
     }
-    let _ = payload::timestamp(&String::from_utf8_lossy(&case.free));
-    let _ = payload::timestamp(&String::from_utf8_lossy(
+    let _ = rfc3339::parse(&String::from_utf8_lossy(&case.free));
+    let _ = rfc3339::parse(&String::from_utf8_lossy(
         &case.free[..case.free.len().min(40)],
     ));
 

@@ -1,6 +1,6 @@
 //! The exporter's HTTP server under hostile clients, and its exit on SIGTERM/SIGINT.
 //!
-//! What is pinned (SPEC §2, `server.rs`): 500 idle connections held open (slowloris) do not stop
+//! What is pinned (SPEC §2, `serve/http.rs`): 500 idle connections held open (slowloris) do not stop
 //! a new client getting `/metrics` in under 100 ms; a request head over 8 KiB gets `431`; a body
 //! on a GET is drained (or refused with `413` when large); garbage gets `400` or a close; 1,000
 //! connections opened and dropped leave it serving; threads and resident memory stay bounded and
@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 
 use common::{Exporter, Sim, http_get, parse_strict, wait_for};
 
-/// The connection cap of the server (`server::MAX_CONNECTIONS`).
-const MAX_CONNECTIONS: usize = ecs_container_exporter::server::MAX_CONNECTIONS;
+/// The connection cap of the server (`serve::http::MAX_CONNECTIONS`).
+const MAX_CONNECTIONS: usize = ecs_container_exporter::serve::http::MAX_CONNECTIONS;
 /// Connections the server lets wait for a head before closing the oldest.
-const MAX_IDLE: usize = ecs_container_exporter::server::MAX_IDLE;
+const MAX_IDLE: usize = ecs_container_exporter::serve::http::MAX_IDLE;
 
 /// Whether the server closed this connection (EOF or reset), without blocking.
 fn closed_by_server(stream: &TcpStream) -> bool {
@@ -38,8 +38,8 @@ fn closed_by_server(stream: &TcpStream) -> bool {
     let _ = stream.set_nonblocking(false);
     closed
 }
-/// The request head limit (`server::MAX_HEAD`).
-const MAX_HEAD: usize = ecs_container_exporter::server::MAX_HEAD;
+/// The request head limit (`serve::http::MAX_HEAD`).
+const MAX_HEAD: usize = ecs_container_exporter::serve::http::MAX_HEAD;
 const PATIENCE: Duration = Duration::from_secs(30);
 /// Resident memory the exporter may reach under any of these tests.
 const RSS_CEILING_KIB: u64 = 96 * 1024;
@@ -784,3 +784,81 @@ fn sigterm_with_500_idle_connections_exits_0_within_1s() {
 
 // ---------------------------------------------------------------------------------------------
 // Starting an exporter that is really ours.
+
+// ---------------------------------------------------------------------------------------------
+// Out of file descriptors.
+
+#[test]
+fn a_connection_flood_past_a_low_nofile_limit_leaves_it_serving_every_scrape_once_released() {
+    // tiny_http 0.12 ends its accept loop on the first accept error: one EMFILE and the server
+    // is deaf until restarted. Here the accept loop must outlive it.
+    let _serial = serial();
+    if Command::new("prlimit").arg("--version").output().is_err() {
+        eprintln!("note: prlimit (util-linux) is not installed; skipping");
+        return;
+    }
+    let sim = Sim::start(&["--profile", "ec2-bridge"]);
+    let port = common::free_port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let child = Command::new("prlimit")
+        .args(["--nofile=64:64", common::EXPORTER])
+        .args([
+            "--metadata-url",
+            &sim.url,
+            "--interval",
+            "1",
+            "--timeout",
+            "5",
+        ])
+        .args([
+            "--bind-address",
+            "127.0.0.1",
+            "--exporter-port",
+            &port.to_string(),
+        ])
+        .env_clear()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the exporter under prlimit");
+    let mut exporter = Exporter::adopt(child, addr);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", exporter.child.id()))
+        .expect("/proc limits");
+    assert!(
+        limits
+            .lines()
+            .any(|l| l.starts_with("Max open files") && l.contains(" 64 ")),
+        "{limits}"
+    );
+    assert_serving(addr, "start");
+
+    // 150 connections: more than the 64 descriptors it may hold (the kernel's listen backlog
+    // keeps the rest waiting); each waits for a head.
+    let flood: Vec<TcpStream> = (0..150)
+        .filter_map(|_| TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok())
+        .collect();
+    assert!(flood.len() > 64, "only {} connections", flood.len());
+    assert!(
+        wait_for(PATIENCE, || exporter.logs().contains("Too many open files")),
+        "the flood never ran it out of descriptors: {}",
+        exporter.logs()
+    );
+    assert_alive(&mut exporter, "running out of descriptors");
+
+    drop(flood);
+    let started = Instant::now();
+    assert!(
+        wait_for(PATIENCE, || http_get(addr, "/metrics", &[])
+            .is_ok_and(|r| r.0 == 200)),
+        "it never served again after the flood was released"
+    );
+    let back = started.elapsed();
+    for i in 0..100 {
+        let (status, _, body) = http_get(addr, "/metrics", &[])
+            .unwrap_or_else(|e| panic!("scrape {i} after the flood: {e}"));
+        assert_eq!(status, 200, "scrape {i} after the flood");
+        assert!(body.contains("ecs_exporter_up 1"), "scrape {i}");
+    }
+    eprintln!("nofile 64: flood of 150 connections; serving again {back:?} after release");
+    assert_alive(&mut exporter, "the flood");
+}

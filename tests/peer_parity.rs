@@ -6,7 +6,7 @@
 mod common;
 
 use common::{Scrape, parse_sample, scrape_fixture};
-use ecs_container_exporter::compute::Filter;
+use ecs_container_exporter::core::compute::Filter;
 
 struct Case {
     dir: &'static str,
@@ -95,7 +95,7 @@ fn close(a: f64, b: f64) -> bool {
 /// The container whose network row the peer keeps in bridge mode: the last one in `/task`
 /// order that reports the interface.
 fn last_with_interface(ours: &Scrape, task: &str, interface: &str) -> String {
-    let task = ecs_container_exporter::payload::parse_task(&common::fixture(task)).unwrap();
+    let task = ecs_container_exporter::core::payload::parse_task(&common::fixture(task)).unwrap();
     task.containers
         .iter()
         .rev()

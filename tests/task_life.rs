@@ -7,11 +7,11 @@
 mod common;
 
 use common::{no_filter, parse_strict, render};
-use ecs_container_exporter::compute::{self, History, Options, TASK_ROW};
-use ecs_container_exporter::payload::{
+use ecs_container_exporter::core::compute::{self, History, Options, TASK_ROW};
+use ecs_container_exporter::core::payload::{
     Container, Cpu, Device, Disk, Net, Sample, Stats, Task, parse_stats, parse_task,
 };
-use ecs_container_exporter::snapshot::Snapshot;
+use ecs_container_exporter::core::snapshot::Snapshot;
 
 const S: i128 = 1_000_000_000;
 const RX: &str = "ecs_task_network_rx_bytes_total";
@@ -499,7 +499,7 @@ fn ten_thousand_churned_containers_leave_the_state_as_small_as_the_live_task() {
 
 #[test]
 fn docker_hosts_follow_the_same_rules_for_their_host_totals() {
-    use ecs_container_exporter::docker::{Inspect, Listed, assemble};
+    use ecs_container_exporter::core::docker::{Inspect, Listed, assemble};
     let listed = |name: &str| Listed {
         id: format!("id{name}"),
         name: name.to_owned(),

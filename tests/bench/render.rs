@@ -9,10 +9,10 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use ecs_container_exporter::compute::{self, Filter, History, Options};
-use ecs_container_exporter::payload;
-use ecs_container_exporter::poller;
-use ecs_container_exporter::snapshot::Health;
+use ecs_container_exporter::core::compute::{self, Filter, History, Options};
+use ecs_container_exporter::core::payload;
+use ecs_container_exporter::core::{exposition, health};
+use ecs_container_exporter::core::health::Health;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -65,7 +65,7 @@ fn main() {
     let t = Instant::now();
     let mut bytes = 0;
     for _ in 0..n {
-        let e = poller::render(black_box(&snapshot), &health);
+        let e = exposition::render(black_box(&snapshot.families), &health::families(&health));
         bytes = e.text.len();
         black_box(e);
     }

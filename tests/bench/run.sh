@@ -571,7 +571,7 @@ The numbers above are from the run; these notes say how to read them.)
   under that load is the figure to compare across machines. 16 keep-alive connections are 16
   server threads.
 - **Poll cost.** The fixed part per poll (the 1-container row) is the two HTTP requests to the
-  endpoint: connect, request, read (the simulator closes each connection). `src/metadata.rs`
+  endpoint: connect, request, read (the simulator closes each connection). `src/source/client.rs`
   answers IP-literal hosts such as 169.254.170.2 without ureq's resolver, which would start a
   thread for every lookup once a timeout is set. It also gives ureq 16 KiB / 4 KiB buffers
   instead of two zeroed 128 KiB ones per connection. Together these took the process CPU per poll

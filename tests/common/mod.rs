@@ -8,10 +8,10 @@ pub mod docker;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
-use ecs_container_exporter::compute::{self, Filter, History};
-use ecs_container_exporter::exposition::{self, Format};
-use ecs_container_exporter::payload;
-use ecs_container_exporter::snapshot::Snapshot;
+use ecs_container_exporter::core::compute::{self, Filter, History};
+use ecs_container_exporter::core::exposition::{self, Format};
+use ecs_container_exporter::core::payload;
+use ecs_container_exporter::core::snapshot::Snapshot;
 
 pub fn fixture_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -49,6 +49,33 @@ pub const LEGACY_FAMILIES: [&str; 23] = [
     "ecs_task_network_tx_packets_total",
     "ecs_task_network_tx_errors_total",
     "ecs_task_network_tx_dropped_total",
+];
+
+/// The families of SPEC §3.2 and `ecs_task_exporter_status`: every family beyond
+/// [`LEGACY_FAMILIES`].
+pub const ADDED_FAMILIES: [&str; 22] = [
+    "ecs_task_exporter_status",
+    "ecs_task_info",
+    "ecs_container_info",
+    "ecs_container_known_status",
+    "ecs_container_health_status",
+    "ecs_container_restarts_total",
+    "ecs_container_exit_code",
+    "ecs_container_start_time_seconds",
+    "ecs_container_cpu_usage_seconds_total",
+    "ecs_container_cpu_user_seconds_total",
+    "ecs_container_cpu_system_seconds_total",
+    "ecs_container_memory_working_set_bytes",
+    "ecs_container_memory_rss_bytes",
+    "ecs_container_memory_limit_bytes",
+    "ecs_task_ephemeral_storage_used_bytes",
+    "ecs_task_ephemeral_storage_reserved_bytes",
+    "ecs_exporter_build_info",
+    "ecs_exporter_up",
+    "ecs_exporter_last_success_timestamp_seconds",
+    "ecs_exporter_poll_duration_seconds",
+    "ecs_exporter_poll_errors_total",
+    "ecs_exporter_statsd_errors_total",
 ];
 
 /// The default filter of the exporter.
@@ -349,8 +376,30 @@ pub struct Sim {
 impl Sim {
     /// Starts the simulator on a free port with these extra arguments (e.g. `--profile`).
     pub fn start(args: &[&str]) -> Sim {
+        Sim::try_start("127.0.0.1:0", args).unwrap_or_else(|line| panic!("ecs-task-sim: {line:?}"))
+    }
+
+    /// Starts it on a given port, retrying for a while: the port may still be held by a socket
+    /// that is closing (a test's own placeholder).
+    pub fn start_on(port: u16, args: &[&str]) -> Sim {
+        let listen = format!("127.0.0.1:{port}");
+        let mut last = String::new();
+        for _ in 0..50 {
+            match Sim::try_start(&listen, args) {
+                Ok(sim) => return sim,
+                Err(line) => last = line,
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "ecs-task-sim could not listen on port {port} (taken by another process?): {last:?}"
+        );
+    }
+
+    /// Starts it on `listen`; the first line it printed when that is not its address.
+    fn try_start(listen: &str, args: &[&str]) -> Result<Sim, String> {
         let mut child = Command::new(SIM)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -358,19 +407,17 @@ impl Sim {
             .expect("start ecs-task-sim");
         let stdout = child.stdout.take().expect("sim stdout");
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("sim prints its address");
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .expect("listening line")
-            .to_owned();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let Some(url) = line.trim().strip_prefix("listening on ").map(str::to_owned) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(line);
+        };
         let addr: SocketAddr = url
             .trim_start_matches("http://")
             .parse()
             .expect("sim address");
-        Sim { child, addr, url }
+        Ok(Sim { child, addr, url })
     }
 
     /// `GET /control/<query>`, e.g. `fault?kind=status500&endpoint=task`.

@@ -3,7 +3,7 @@
 //! values and only growing (until a `counter_reset`).
 
 use crate::profiles::{Container, Task};
-use ecs_container_exporter::payload::format_timestamp;
+use ecs_container_exporter::core::rfc3339;
 use serde_json::{Map, Value};
 use std::f64::consts::PI;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -53,7 +53,7 @@ impl Clock {
 
     /// RFC 3339 UTC with nanoseconds for a sample time.
     pub fn timestamp(&self, t: f64) -> String {
-        format_timestamp(self.start_unix_nanos + (t * 1e9) as i128)
+        rfc3339::format(self.start_unix_nanos + (t * 1e9) as i128)
     }
 }
 

@@ -6,7 +6,9 @@
 //! each is counted in `ecs_exporter_statsd_errors_total`, logged at debug, and at info once per
 //! kind per minute.
 //!
-//! Out of scope: the line format and packing (`dogstatsd.rs`).
+//! After a send with failures, the poller is told (`wake`) so that `/metrics` shows the new count.
+//!
+//! Out of scope: the line format and packing (`core::dogstatsd`).
 
 use std::collections::HashMap;
 use std::io;
@@ -17,12 +19,17 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::config::StatsdTarget;
-use crate::dogstatsd;
-use crate::snapshot::Snapshot;
-use crate::state::State;
+use crate::core::dogstatsd;
+use crate::core::snapshot::Snapshot;
+
+use super::state::State;
 
 /// Starts the sender thread; the returned channel takes one snapshot at a time.
-pub fn spawn(target: StatsdTarget, state: Arc<State>) -> io::Result<SyncSender<Arc<Snapshot>>> {
+pub fn spawn(
+    target: StatsdTarget,
+    state: Arc<State>,
+    wake: SyncSender<()>,
+) -> io::Result<SyncSender<Arc<Snapshot>>> {
     let (tx, rx) = mpsc::sync_channel::<Arc<Snapshot>>(1);
     thread::Builder::new()
         .name("statsd".into())
@@ -33,7 +40,12 @@ pub fn spawn(target: StatsdTarget, state: Arc<State>) -> io::Result<SyncSender<A
                 last_info: HashMap::new(),
             };
             for snapshot in rx {
+                let before = state.statsd_errors();
                 sender.send(&snapshot, &state);
+                if state.statsd_errors() != before {
+                    // Full: the poller has not re-rendered since the last word; one is enough.
+                    let _ = wake.try_send(());
+                }
             }
         })?;
     Ok(tx)

@@ -1,8 +1,8 @@
-//! Plain data that one poll produces and every output reads: families of series, the task's
-//! identity for DogStatsD tags, and the exporter's own health.
+//! Plain data that one poll produces and every output reads: families of series and the task's
+//! identity for DogStatsD tags.
 //!
-//! Nothing here computes or formats; `compute.rs` fills a [`Snapshot`], `exposition.rs` and
-//! `dogstatsd.rs` write it out.
+//! Nothing here computes or formats; `compute` fills a [`Snapshot`], `exposition` and
+//! `dogstatsd` write it out.
 
 /// Counter or gauge; the only two types this exporter writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,76 +92,5 @@ impl Snapshot {
     /// The family of that name, if the snapshot has one.
     pub fn family(&self, name: &str) -> Option<&Family> {
         self.families.iter().find(|f| f.name == name)
-    }
-}
-
-/// Endpoints the poller calls, for error counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    Task,
-    TaskStats,
-}
-
-impl Endpoint {
-    pub const ALL: [Endpoint; 2] = [Endpoint::Task, Endpoint::TaskStats];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Endpoint::Task => "task",
-            Endpoint::TaskStats => "task_stats",
-        }
-    }
-}
-
-/// Why a poll failed, for error counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    Connect,
-    Timeout,
-    Io,
-    Status,
-    Parse,
-    TooLarge,
-}
-
-impl Reason {
-    pub const ALL: [Reason; 6] = [
-        Reason::Connect,
-        Reason::Timeout,
-        Reason::Io,
-        Reason::Status,
-        Reason::Parse,
-        Reason::TooLarge,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Reason::Connect => "connect",
-            Reason::Timeout => "timeout",
-            Reason::Io => "io",
-            Reason::Status => "status",
-            Reason::Parse => "parse",
-            Reason::TooLarge => "too_large",
-        }
-    }
-}
-
-/// The exporter's own state after the latest poll attempt.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Health {
-    /// The latest poll succeeded.
-    pub up: bool,
-    /// Unix time of the latest successful poll.
-    pub last_success: Option<f64>,
-    /// Seconds the latest poll took.
-    pub poll_duration: Option<f64>,
-    /// Failed polls by endpoint and reason, indexed like `Endpoint::ALL` × `Reason::ALL`.
-    pub errors: [[u64; 6]; 2],
-}
-
-impl Health {
-    pub fn count_error(&mut self, endpoint: Endpoint, reason: Reason) {
-        let (e, r) = (endpoint as usize, reason as usize);
-        self.errors[e][r] = self.errors[e][r].saturating_add(1);
     }
 }

@@ -5,11 +5,14 @@
 //! newline), HELP text too (`\`, newline). Values that came from integers are written as integers;
 //! floats in Rust's shortest round-trip form, with `NaN` and `±Inf` spelled as the formats want.
 //!
-//! Out of scope: which families exist and their numbers (`compute.rs`), HTTP (`server.rs`).
+//! [`render`] is the one place that writes an exposition: the poller calls it once per poll (and
+//! when the DogStatsD error count changes), and scrapes copy its bytes.
+//!
+//! Out of scope: which families exist and their numbers (`compute`), HTTP (`serve`).
 
 use std::fmt::Write;
 
-use crate::snapshot::{Family, Kind, Value};
+use crate::core::snapshot::{Family, Kind, Value};
 
 /// The two exposition formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +38,37 @@ impl Format {
             Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
         }
     }
+}
+
+/// The families of one poll and the exporter's own, rendered in both formats, whole (OpenMetrics
+/// with its `# EOF`): what every scrape until the next poll is answered with.
+#[derive(Debug, Default)]
+pub struct Exposition {
+    pub text: String,
+    pub openmetrics: String,
+}
+
+impl Exposition {
+    pub fn body(&self, format: Format) -> &str {
+        match format {
+            Format::Text => &self.text,
+            Format::OpenMetrics => &self.openmetrics,
+        }
+    }
+}
+
+/// Renders the data families, then the exporter's own, in both formats.
+pub fn render(data: &[Family], own: &[Family]) -> Exposition {
+    let mut text = String::with_capacity(16 * 1024);
+    let mut openmetrics = String::with_capacity(16 * 1024);
+    for (out, format) in [
+        (&mut text, Format::Text),
+        (&mut openmetrics, Format::OpenMetrics),
+    ] {
+        write_families(out, data.iter().chain(own), format);
+        write_end(out, format);
+    }
+    Exposition { text, openmetrics }
 }
 
 /// Writes all the families, in order.

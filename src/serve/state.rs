@@ -1,35 +1,17 @@
-//! What the threads share: the latest rendered exposition, when the poller last tried, and the
-//! DogStatsD error count.
+//! What the threads share: the published exposition (bytes, behind an `Arc` swapped under a
+//! mutex held only for the swap) and atomics: when the poller last tried, the DogStatsD error
+//! count, the stopping flag and the requests in flight.
 //!
-//! The poller renders both formats once per poll and swaps in a new `Arc` behind a mutex held
-//! only for the swap; a scrape clones the `Arc` and writes bytes, so scrapes never wait on a poll
-//! and never compute. Counters that change between polls are atomics.
+//! A scrape clones the `Arc` and writes its bytes, so scrapes never wait on a poll and never
+//! compute.
 //!
-//! Out of scope: producing the exposition (`poller.rs`), serving it (`server.rs`).
+//! Out of scope: rendering (`core::exposition`, called by the poller), serving (`http.rs`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::compute;
-use crate::exposition::{self, Format};
-
-/// One poll's metrics, rendered in both formats (without the DogStatsD counter and `# EOF`,
-/// which a scrape appends).
-#[derive(Debug, Default)]
-pub struct Exposition {
-    pub text: String,
-    pub openmetrics: String,
-}
-
-impl Exposition {
-    pub fn body(&self, format: Format) -> &str {
-        match format {
-            Format::Text => &self.text,
-            Format::OpenMetrics => &self.openmetrics,
-        }
-    }
-}
+use crate::core::exposition::Exposition;
 
 /// State shared by the poller, the HTTP server, the DogStatsD sender and main.
 #[derive(Debug)]
@@ -61,15 +43,16 @@ impl State {
         }
     }
 
-    /// Publishes what scrapes see before the first poll has ended.
-    pub fn publish_initial(&self, exposition: Exposition) {
+    /// Publishes an exposition without recording a poll attempt (before the first poll, and
+    /// when only the DogStatsD error count changed).
+    pub fn replace(&self, exposition: Exposition) {
         let next = Arc::new(exposition);
         *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = next;
     }
 
     /// Publishes a new exposition and records a finished poll attempt.
     pub fn publish(&self, exposition: Exposition) {
-        self.publish_initial(exposition);
+        self.replace(exposition);
         let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_attempt
             .store(ms.saturating_add(1), Ordering::Release);
@@ -99,16 +82,11 @@ impl State {
         }
     }
 
-    /// What a scrape appends to the published exposition: the DogStatsD error counter (when
-    /// DogStatsD is on) and, for OpenMetrics, `# EOF`.
-    pub fn tail(&self, format: Format) -> String {
-        let mut out = String::new();
-        if let Some(n) = &self.statsd_errors {
-            let family = compute::statsd_errors_family(n.load(Ordering::Relaxed));
-            exposition::write_family(&mut out, &family, format);
-        }
-        exposition::write_end(&mut out, format);
-        out
+    /// DogStatsD sends that failed; `None` when DogStatsD is off.
+    pub fn statsd_errors(&self) -> Option<u64> {
+        self.statsd_errors
+            .as_ref()
+            .map(|n| n.load(Ordering::Relaxed))
     }
 
     pub fn stop(&self) {
@@ -152,16 +130,12 @@ mod tests {
     }
 
     #[test]
-    fn tail_carries_statsd_errors_only_when_statsd_is_on() {
+    fn statsd_errors_are_counted_only_when_statsd_is_on() {
         let off = State::new(Duration::from_secs(1), false);
         off.count_statsd_error();
-        assert_eq!(off.tail(Format::Text), "");
-        assert_eq!(off.tail(Format::OpenMetrics), "# EOF\n");
+        assert_eq!(off.statsd_errors(), None);
         let on = State::new(Duration::from_secs(1), true);
         on.count_statsd_error();
-        assert!(
-            on.tail(Format::Text)
-                .ends_with("ecs_exporter_statsd_errors_total 1\n")
-        );
+        assert_eq!(on.statsd_errors(), Some(1));
     }
 }

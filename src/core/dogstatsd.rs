@@ -14,7 +14,7 @@
 
 use std::fmt::Write;
 
-use crate::snapshot::{Snapshot, Value};
+use crate::core::snapshot::{Snapshot, Value};
 
 /// The largest datagram we send: fits a 1500-byte MTU with IPv6 and UDP headers to spare,
 /// the size DogStatsD clients default to.
@@ -108,7 +108,7 @@ fn write_value(out: &mut String, value: Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::{Family, Kind, TaskTags};
+    use crate::core::snapshot::{Family, Kind, TaskTags};
 
     fn snapshot() -> Snapshot {
         let mut ratio = Family::new("ecs_task_cpu_usage_ratio", Kind::Gauge, "h").legacy();

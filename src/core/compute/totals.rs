@@ -19,9 +19,7 @@
 //!   candidates, so the task value does not fall back to an older reading of another container;
 //!   a drop of a container's own reading (a real reset of the interface) is carried.
 //!
-//! Out of scope: where the readings come from and what the series are called (`compute.rs`).
-
-use std::collections::{BTreeMap, HashMap};
+//! Out of scope: where the readings come from and what the series are called (`mod.rs`, `families.rs`).
 
 /// How containers' values of one series make the task's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,68 +61,86 @@ impl Carried {
     }
 }
 
-/// What the totals remember from poll to poll.
+/// One series of one container (or of the departed ones, folded: then `last` holds the value).
+#[derive(Debug, Clone, PartialEq)]
+struct Series {
+    key: Key,
+    carried: Carried,
+    combine: Combine,
+}
+
+/// What the totals remember from poll to poll. Small vectors searched in order: a task has a
+/// few containers of about a dozen series each, and the code stays small.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Totals {
     /// Live containers by `DockerId`: each series they have reported.
-    live: HashMap<String, BTreeMap<Key, (Carried, Combine)>>,
+    live: Vec<(String, Vec<Series>)>,
     /// Containers that left the task, folded: per series their sum or their largest value.
-    departed: BTreeMap<Key, (u64, Combine)>,
+    departed: Vec<Series>,
 }
 
 impl Totals {
     /// The totals after one poll: `present` are the `DockerId`s the task lists now (with or
     /// without a reading), `readings` this poll's values. Returns the next state and the task
-    /// value of every series ever seen.
+    /// value of every series ever seen, sorted by key.
     pub fn next<'a>(
         &self,
         present: impl IntoIterator<Item = &'a str>,
         readings: impl IntoIterator<Item = Reading<'a>>,
-    ) -> (Totals, BTreeMap<Key, u64>) {
+    ) -> (Totals, Vec<(Key, u64)>) {
         let mut next = Totals {
-            live: HashMap::new(),
+            live: Vec::new(),
             departed: self.departed.clone(),
         };
         for id in present {
-            let kept = self.live.get(id).cloned().unwrap_or_default();
-            next.live.insert(id.to_owned(), kept);
+            if !next.live.iter().any(|(live, _)| live == id) {
+                let kept = self.live.iter().find(|(old, _)| old == id);
+                let series = kept.map(|(_, s)| s.clone()).unwrap_or_default();
+                next.live.push((id.to_owned(), series));
+            }
         }
         for (id, series) in &self.live {
-            if next.live.contains_key(id) {
+            if next.live.iter().any(|(live, _)| live == id) {
                 continue;
             }
-            for (key, (carried, combine)) in series {
-                let folded = next.departed.entry(key.clone()).or_insert((0, *combine));
-                folded.0 = fold(*combine, folded.0, carried.total());
+            for s in series {
+                fold(&mut next.departed, &s.key, s.combine, s.carried.total());
             }
         }
         for r in readings {
             // A reading of a container the task does not list is ignored (SPEC §3.2).
-            if let Some(series) = next.live.get_mut(r.container) {
-                let entry = series
-                    .entry(r.key)
-                    .or_insert((Carried::default(), r.combine));
-                entry.0.observe(r.value);
-                entry.1 = r.combine;
+            let Some((_, series)) = next.live.iter_mut().find(|(id, _)| id == r.container) else {
+                continue;
+            };
+            match series.iter_mut().find(|s| s.key == r.key) {
+                Some(s) => {
+                    s.carried.observe(r.value);
+                    s.combine = r.combine;
+                }
+                None => series.push(Series {
+                    key: r.key,
+                    carried: Carried {
+                        last: r.value,
+                        carry: 0,
+                    },
+                    combine: r.combine,
+                }),
             }
         }
-        let mut task: BTreeMap<Key, u64> = next
-            .departed
-            .iter()
-            .map(|(k, (v, _))| (k.clone(), *v))
-            .collect();
-        for series in next.live.values() {
-            for (key, (carried, combine)) in series {
-                let total = task.entry(key.clone()).or_insert(0);
-                *total = fold(*combine, *total, carried.total());
+        let mut task: Vec<Series> = next.departed.clone();
+        for (_, series) in &next.live {
+            for s in series {
+                fold(&mut task, &s.key, s.combine, s.carried.total());
             }
         }
+        let mut task: Vec<(Key, u64)> = task.into_iter().map(|s| (s.key, s.carried.last)).collect();
+        task.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         (next, task)
     }
 
     /// Series remembered, live and departed: the size of the state.
     pub fn len(&self) -> usize {
-        self.departed.len() + self.live.values().map(BTreeMap::len).sum::<usize>()
+        self.departed.len() + self.live.iter().map(|(_, s)| s.len()).sum::<usize>()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -132,10 +148,23 @@ impl Totals {
     }
 }
 
-fn fold(combine: Combine, a: u64, b: u64) -> u64 {
-    match combine {
-        Combine::Sum => a.saturating_add(b),
-        Combine::Largest => a.max(b),
+/// Adds `value` to the series `key` of `into` (summed, or the largest kept).
+fn fold(into: &mut Vec<Series>, key: &Key, combine: Combine, value: u64) {
+    match into.iter_mut().find(|s| s.key == *key) {
+        Some(s) => {
+            s.carried.last = match combine {
+                Combine::Sum => s.carried.last.saturating_add(value),
+                Combine::Largest => s.carried.last.max(value),
+            }
+        }
+        None => into.push(Series {
+            key: key.clone(),
+            carried: Carried {
+                last: value,
+                carry: 0,
+            },
+            combine,
+        }),
     }
 }
 
@@ -166,7 +195,8 @@ mod tests {
                 present.iter().copied(),
                 readings.iter().map(|(c, v)| reading(c, *v, combine)),
             );
-            out.push(task.get(&(RX, "eth0".to_owned())).copied().unwrap_or(0));
+            let eth0 = (RX, "eth0".to_owned());
+            out.push(task.iter().find(|(k, _)| *k == eth0).map_or(0, |(_, v)| *v));
             totals = next;
         }
         (out, totals)

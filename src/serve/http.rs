@@ -1,9 +1,11 @@
-//! The HTTP server: `/metrics`, `/health`, `/`, written over `std::net` with hard bounds.
+//! A small bounded HTTP/1.1 server over `std::net`, generic over what it answers: each request
+//! head is parsed into a [`Request`], handed to a handler (`routes::route`), and its [`Response`]
+//! written.
 //!
 //! Why not tiny_http (the design card's choice): tiny_http 0.12 stops accepting for good on the
 //! first `accept` error (EMFILE under a connection flood ends the server), gives every connection
 //! a thread with no limit, and sets no read timeout, so one idle client holds a thread forever.
-//! A sidecar's server only needs three GET paths and no bodies, so the bounded version is short:
+//! A sidecar's server only needs a few GET paths and no bodies, so the bounded version is short:
 //!
 //! - one accept thread; an `accept` error is logged and retried after a pause, never fatal;
 //! - a thread per connection (64 KiB stack), at most [`MAX_CONNECTIONS`] at once; beyond that a
@@ -18,7 +20,7 @@
 //!   connection after the answer (`413`);
 //! - anything unparsable gets `400` and a close; writes time out too.
 //!
-//! A scrape writes the exposition the poller rendered; it never computes or calls the endpoint.
+//! Out of scope: what the paths answer (`routes.rs`).
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -28,8 +30,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::exposition::Format;
-use crate::state::State;
+use super::state::State;
 
 /// Connections served at once; more are answered `503`.
 pub const MAX_CONNECTIONS: usize = 1024;
@@ -44,22 +45,69 @@ const MAX_DRAINED_BODY: usize = 64 * 1024;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const STACK_SIZE: usize = 64 * 1024;
 
-const INDEX: &str = "<!DOCTYPE html>\n<html><head><title>ecs-container-exporter</title></head>\n\
-<body><h1>ecs-container-exporter</h1><p><a href=\"/metrics\">Metrics</a> &middot; \
-<a href=\"/health\">Health</a></p></body></html>\n";
+/// What answers a request: a pure function of the request and the shared state.
+pub type Handler = fn(&Request, &State) -> Response;
+
+/// A parsed request head.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Request {
+    pub method: String,
+    /// The path without its query.
+    pub path: String,
+    pub accept: Option<String>,
+    keep_alive: bool,
+    content_length: usize,
+    chunked: bool,
+}
+
+impl Request {
+    /// A request without a body (for handlers' tests).
+    pub fn new(method: &str, path: &str, accept: Option<&str>) -> Request {
+        Request {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            accept: accept.map(str::to_owned),
+            ..Request::default()
+        }
+    }
+}
+
+/// An answer: status, type, body, and the `Allow` header of a 405.
+pub struct Response {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Box<dyn AsRef<[u8]> + Send>,
+    pub allow: Option<&'static str>,
+}
+
+impl Response {
+    /// A plain-text answer.
+    pub fn text(status: u16, body: &'static str) -> Response {
+        Response {
+            status,
+            content_type: "text/plain",
+            body: Box::new(body),
+            allow: None,
+        }
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        (*self.body).as_ref()
+    }
+}
 
 /// Binds the listening socket (before any thread starts, so a bad address fails at once).
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::bind(addr)
 }
 
-/// Starts the accept thread.
-pub fn spawn(listener: TcpListener, state: Arc<State>) -> io::Result<()> {
+/// Starts the accept thread; every request is answered by `handler`.
+pub fn spawn(listener: TcpListener, state: Arc<State>, handler: Handler) -> io::Result<()> {
     let open = Arc::new(AtomicUsize::new(0));
     let idle = Arc::new(Idle::default());
     thread::Builder::new()
         .name("http".into())
-        .spawn(move || accept_loop(&listener, &state, &open, &idle))?;
+        .spawn(move || accept_loop(&listener, &state, handler, &open, &idle))?;
     Ok(())
 }
 
@@ -105,6 +153,7 @@ impl Idle {
 fn accept_loop(
     listener: &TcpListener,
     state: &Arc<State>,
+    handler: Handler,
     open: &Arc<AtomicUsize>,
     idle: &Arc<Idle>,
 ) {
@@ -138,7 +187,7 @@ fn accept_loop(
             .stack_size(STACK_SIZE)
             .spawn(move || {
                 let _slot = slot;
-                serve(stream, &state, &idle);
+                serve(stream, &state, handler, &idle);
             });
         if let Err(e) = spawned {
             log::debug!("no thread for a connection: {e}");
@@ -162,17 +211,6 @@ fn refuse(mut stream: TcpStream) {
     );
 }
 
-/// A parsed request head.
-#[derive(Debug, PartialEq, Eq)]
-struct Request {
-    method: String,
-    path: String,
-    keep_alive: bool,
-    accept: Option<String>,
-    content_length: usize,
-    chunked: bool,
-}
-
 /// Why a request got no ordinary answer.
 #[derive(Debug, PartialEq, Eq)]
 enum HeadError {
@@ -182,7 +220,7 @@ enum HeadError {
     Malformed,
 }
 
-fn serve(mut stream: TcpStream, state: &State, idle: &Idle) {
+fn serve(mut stream: TcpStream, state: &State, handler: Handler, idle: &Idle) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let mut buffer = Vec::with_capacity(1024);
@@ -194,27 +232,13 @@ fn serve(mut stream: TcpStream, state: &State, idle: &Idle) {
             Ok(r) => r,
             Err(HeadError::Gone) => return,
             Err(HeadError::TooLarge) => {
-                let _ = respond(
-                    &mut stream,
-                    431,
-                    "text/plain",
-                    &["request head too large\n"],
-                    false,
-                    false,
-                    &[],
-                );
+                let response = Response::text(431, "request head too large\n");
+                let _ = write_response(&mut stream, &response, false, false);
                 return linger_close(stream);
             }
             Err(HeadError::Malformed) => {
-                let _ = respond(
-                    &mut stream,
-                    400,
-                    "text/plain",
-                    &["bad request\n"],
-                    false,
-                    false,
-                    &[],
-                );
+                let response = Response::text(400, "bad request\n");
+                let _ = write_response(&mut stream, &response, false, false);
                 return linger_close(stream);
             }
         };
@@ -228,17 +252,13 @@ fn serve(mut stream: TcpStream, state: &State, idle: &Idle) {
             return;
         }
         let ok = if request.chunked || request.content_length > MAX_DRAINED_BODY {
-            respond(
-                &mut stream,
-                413,
-                "text/plain",
-                &["request body too large\n"],
-                false,
-                false,
-                &[],
-            )
+            let response = Response::text(413, "request body too large\n");
+            write_response(&mut stream, &response, false, false)
         } else {
-            answer(&mut stream, &request, keep_alive, state)
+            let response = handler(&request, state);
+            // A 405 has a body even for HEAD, as before.
+            let head_only = request.method == "HEAD" && response.status != 405;
+            write_response(&mut stream, &response, head_only, keep_alive)
         };
         if ok.is_err() || !keep_alive {
             return linger_close(stream);
@@ -246,81 +266,14 @@ fn serve(mut stream: TcpStream, state: &State, idle: &Idle) {
     }
 }
 
-fn answer(stream: &mut TcpStream, r: &Request, keep_alive: bool, state: &State) -> io::Result<()> {
-    let head = r.method == "HEAD";
-    let allowed = r.method == "GET" || head;
-    let known = matches!(r.path.as_str(), "/metrics" | "/health" | "/");
-    if !known {
-        return respond(
-            stream,
-            404,
-            "text/plain",
-            &["not found\n"],
-            head,
-            keep_alive,
-            &[],
-        );
-    }
-    if !allowed {
-        let allow = [("Allow", "GET, HEAD")];
-        return respond(
-            stream,
-            405,
-            "text/plain",
-            &["method not allowed\n"],
-            false,
-            keep_alive,
-            &allow,
-        );
-    }
-    match r.path.as_str() {
-        "/metrics" => {
-            let format = Format::negotiate(r.accept.as_deref());
-            let latest = state.latest();
-            let tail = state.tail(format);
-            respond(
-                stream,
-                200,
-                format.content_type(),
-                &[latest.body(format), &tail],
-                head,
-                keep_alive,
-                &[],
-            )
-        }
-        "/health" if state.healthy() => {
-            respond(stream, 200, "text/plain", &["ok\n"], head, keep_alive, &[])
-        }
-        "/health" => respond(
-            stream,
-            503,
-            "text/plain",
-            &["no recent poll\n"],
-            head,
-            keep_alive,
-            &[],
-        ),
-        _ => respond(
-            stream,
-            200,
-            "text/html; charset=utf-8",
-            &[INDEX],
-            head,
-            keep_alive,
-            &[],
-        ),
-    }
-}
-
-fn respond(
+/// Writes a response: status line, headers, and the body unless `head_only`.
+fn write_response(
     stream: &mut TcpStream,
-    status: u16,
-    content_type: &str,
-    body: &[&str],
+    response: &Response,
     head_only: bool,
     keep_alive: bool,
-    extra: &[(&str, &str)],
 ) -> io::Result<()> {
+    let status = response.status;
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
@@ -330,23 +283,22 @@ fn respond(
         431 => "Request Header Fields Too Large",
         _ => "Service Unavailable",
     };
-    let length: usize = body.iter().map(|b| b.len()).sum();
+    let body = response.bytes();
     let mut head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\nConnection: {}\r\n",
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: {}\r\n",
+        response.content_type,
+        body.len(),
         if keep_alive { "keep-alive" } else { "close" }
     );
-    for (k, v) in extra {
-        head.push_str(k);
-        head.push_str(": ");
-        head.push_str(v);
+    if let Some(allow) = response.allow {
+        head.push_str("Allow: ");
+        head.push_str(allow);
         head.push_str("\r\n");
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes())?;
     if !head_only {
-        for part in body {
-            stream.write_all(part.as_bytes())?;
-        }
+        stream.write_all(body)?;
     }
     stream.flush()
 }

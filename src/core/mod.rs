@@ -1,0 +1,19 @@
+//! The pure core: the endpoint's JSON in, metrics and their text out. No sockets, threads,
+//! clock, environment or logging here; everything is a function of its arguments and is tested
+//! directly on real payloads.
+//!
+//! - [`payload`]: the Task Metadata Endpoint's JSON into plain types (the one file that reads
+//!   JSON), and [`docker`]: the Docker Engine API's JSON into the same types.
+//! - [`compute`]: two polls → a [`snapshot::Snapshot`], every formula of SPEC §3.
+//! - [`health`]: the exporter's own state and families.
+//! - [`exposition`]: Prometheus text 0.0.4 and OpenMetrics 1.0.0; [`dogstatsd`]: 2.x StatsD
+//!   lines packed into datagrams.
+
+pub mod compute;
+pub mod docker;
+pub mod dogstatsd;
+pub mod exposition;
+pub mod health;
+pub mod payload;
+pub mod rfc3339;
+pub mod snapshot;
