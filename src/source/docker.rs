@@ -108,6 +108,15 @@ impl Docker {
             let Some(body) = get_container(client, &path, Endpoint::TaskStats)? else {
                 return Ok(None);
             };
+            // A container that stops while the daemon collects its second reading ends the
+            // answer with no body at all: churn, like a 404.
+            if body.iter().all(u8::is_ascii_whitespace) {
+                log::debug!(
+                    "GET {}: an empty answer, the container stopped",
+                    client.url(&path)
+                );
+                return Ok(None);
+            }
             let sample = parse_stats(&body)
                 .map_err(|e| (Endpoint::TaskStats, client.parse_error(&path, e)))?;
             Ok(Some((inspect, sample)))
@@ -326,6 +335,13 @@ mod tests {
         engine.targets();
         docker.fetch().unwrap();
         assert!(engine.targets().contains(&inspect("aa")));
+
+        // A container that stops during its stats call: the daemon answers 200 with no body.
+        route(&stats("aa"), 200, "");
+        let (task, _) = docker.fetch().unwrap();
+        let names: Vec<&str> = task.containers.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["c"], "left out of this poll, not an error");
+        route(&stats("aa"), 200, STATS);
 
         // Failures and the endpoints they are counted under.
         route(&stats("aa"), 500, r#"{"message":"boom"}"#);
