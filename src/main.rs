@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 use std::sync::{Arc, mpsc};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -77,7 +76,7 @@ fn run(config: &Config) -> Result<(), String> {
     };
     poller::spawn(config, Arc::clone(&state), statsd, woken)
         .map_err(|e| format!("cannot start the poller: {e}"))?;
-    http::spawn(listener, Arc::clone(&state), routes::route)
+    let server = http::spawn(listener, Arc::clone(&state), routes::route)
         .map_err(|e| format!("cannot start the server: {e}"))?;
     log::info!(
         "serving http://{}/metrics; polling {} every {:?}{}",
@@ -101,9 +100,6 @@ fn run(config: &Config) -> Result<(), String> {
         }
     );
     state.stop();
-    let deadline = Instant::now() + Duration::from_millis(800);
-    while state.in_flight() > 0 && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(5));
-    }
+    server.stop(Instant::now() + Duration::from_millis(800));
     Ok(())
 }

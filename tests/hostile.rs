@@ -44,7 +44,7 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// Resident memory the exporter may reach under any of these tests.
 const RSS_CEILING_KIB: u64 = 96 * 1024;
 
-/// Threads of an idle exporter without DogStatsD: main, the accept loop, the poller.
+/// Threads of an exporter without DogStatsD, under any load: main, the HTTP loop, the poller.
 const BASE_THREADS: u64 = 3;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -59,7 +59,7 @@ fn start() -> (Sim, Exporter) {
     assert!(
         wait_for(PATIENCE, || exporter
             .scrape_text()
-            .contains("ecs_exporter_up 1")),
+            .contains("\necs_exporter_up 1\n")),
         "the exporter never polled successfully"
     );
     (sim, exporter)
@@ -253,30 +253,24 @@ fn slowloris_500_idle_connections_do_not_delay_a_new_scrape() {
         proc_status(pid)
     );
     let (median, all) = scrape_latencies(addr, 7);
-    // Closed connections' threads take a moment to end.
-    wait_for(PATIENCE, || {
-        proc_status(pid).0 <= threads0 + MAX_IDLE as u64 + 4
-    });
     let (threads1, rss1) = proc_status(pid);
     eprintln!(
         "slowloris: {n} idle connections; new-client /metrics latency median {median:?}, all {all:?}"
     );
+    // A loose bound against stalls: the figure itself (≤ 1 ms) is measured by `make bench`.
     assert!(
-        median < Duration::from_millis(100),
+        median < Duration::from_millis(50),
         "median scrape latency {median:?} with {n} idle connections (all: {all:?})"
     );
-    assert!(
-        threads1 <= threads0 + MAX_IDLE as u64 + 4,
-        "threads {threads0} -> {threads1}: idle connections must not hold more than {MAX_IDLE}"
-    );
+    assert_eq!(threads1, threads0, "idle connections must hold no thread");
     assert!(rss1 < RSS_CEILING_KIB, "VmRSS {rss1} KiB");
 
     drop(idle);
-    let (threads2, rss2) = wait_threads(pid, threads0 + 1);
+    let (threads2, rss2) = proc_status(pid);
     eprintln!(
         "slowloris: threads {threads0} -> {threads1} -> {threads2}; VmRSS {rss0} -> {rss1} -> {rss2} KiB"
     );
-    assert!(threads2 <= threads0 + 1, "threads not released: {threads2}");
+    assert_eq!(threads2, threads0);
     assert!(rss2 < RSS_CEILING_KIB, "VmRSS {rss2} KiB");
     assert_serving(addr, "slowloris");
     assert_alive(&mut exporter, "slowloris");
@@ -297,10 +291,6 @@ fn more_idle_connections_than_the_cap_keep_threads_bounded_and_service_prompt() 
         closed(),
         proc_status(pid)
     );
-    // Closed connections' threads take a moment to end.
-    wait_for(PATIENCE, || {
-        proc_status(pid).0 <= threads0 + MAX_IDLE as u64 + 4
-    });
     let (threads1, rss1) = proc_status(pid);
     let started = Instant::now();
     let raw = exchange(
@@ -313,15 +303,11 @@ fn more_idle_connections_than_the_cap_keep_threads_bounded_and_service_prompt() 
     );
     assert_eq!(status_of(&raw), Some(200), "{}", raw.escape_ascii());
     assert!(took < Duration::from_secs(1), "scrape took {took:?}");
-    assert!(
-        threads1 <= threads0 + MAX_IDLE as u64 + 4,
-        "threads {threads0} -> {threads1}"
-    );
+    assert_eq!(threads1, threads0, "threads {threads0} -> {threads1}");
     assert!(rss1 < RSS_CEILING_KIB, "VmRSS {rss1} KiB");
 
     drop(idle);
-    let (threads2, _) = wait_threads(pid, threads0 + 1);
-    assert!(threads2 <= threads0 + 1, "threads not released: {threads2}");
+    assert_eq!(proc_status(pid).0, threads0);
     assert_serving(addr, "a flood of idle connections");
     assert_alive(&mut exporter, "a flood of idle connections");
 }
@@ -657,17 +643,14 @@ fn a_thousand_connections_opened_and_dropped_leave_it_serving_with_bounded_threa
             drop(s);
         }
         assert_serving(addr, &format!("round {round} of 1000 connect-and-drop"));
-        let (threads, rss) = wait_threads(pid, threads0 + 1);
-        assert!(
-            threads <= threads0 + 1,
-            "round {round}: threads not released ({threads0} -> {threads})"
-        );
+        let (threads, rss) = proc_status(pid);
+        assert_eq!(threads, threads0, "round {round}");
         rss_after.push(rss);
     }
     eprintln!(
         "connect-and-drop: threads {threads0} (peak sampled {peak_threads}), VmRSS {rss0} KiB -> after each round {rss_after:?} KiB"
     );
-    assert!(peak_threads <= MAX_CONNECTIONS as u64 + 8);
+    assert_eq!(peak_threads, threads0, "a thread per connection");
     assert!(
         rss_after.iter().all(|&r| r < RSS_CEILING_KIB),
         "{rss_after:?}"
@@ -861,4 +844,67 @@ fn a_connection_flood_past_a_low_nofile_limit_leaves_it_serving_every_scrape_onc
     }
     eprintln!("nofile 64: flood of 150 connections; serving again {back:?} after release");
     assert_alive(&mut exporter, "the flood");
+}
+
+#[test]
+fn sigterm_finishes_an_answer_being_written_then_exits_0() {
+    // 1,000 containers: an exposition of megabytes, more than the sockets' buffers hold while the
+    // client does not read, so the answer is still being written when SIGTERM arrives.
+    let _serial = serial();
+    let sim = Sim::start(&["--profile", "ec2-bridge", "--containers", "1000"]);
+    let mut exporter = Exporter::start(&sim.url, &["--interval", "60"], &[]);
+    assert!(wait_for(PATIENCE, || exporter
+        .scrape_text()
+        .contains("\necs_exporter_up 1\n")));
+    let size = exporter.scrape_text().len();
+    assert!(size > 2 << 20, "the exposition is only {size} bytes");
+    let mut slow = TcpStream::connect(exporter.addr).expect("connect");
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("request");
+    thread::sleep(Duration::from_millis(200));
+    // The premise: bytes are still queued on the exporter's side.
+    let port = exporter.addr.port().to_string();
+    let ss = Command::new("ss")
+        .args([
+            "-tnH",
+            "state",
+            "established",
+            "sport",
+            "=",
+            &format!(":{port}"),
+        ])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let queued: u64 = ss
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum();
+    eprintln!("answer in flight: {queued} bytes queued of {size}");
+    assert!(queued > 0 || ss.is_empty(), "nothing left to write: {ss}");
+    let pid = exporter.child.id().to_string();
+    let sent = Command::new("kill").args(["-s", "TERM", &pid]).status();
+    assert!(sent.is_ok_and(|s| s.success()));
+    slow.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut buffer = Vec::new();
+    let answer = read_response(&mut slow, &mut buffer);
+    let (status, _, body) = answer.expect("the whole answer after SIGTERM");
+    assert_eq!(status, 200);
+    assert!(
+        body.len() > 2 << 20 && body.ends_with(b"\n"),
+        "{} bytes",
+        body.len()
+    );
+    let exited = wait_for(Duration::from_secs(2), || {
+        matches!(exporter.child.try_wait(), Ok(Some(_)))
+    });
+    assert!(exited, "still running after the answer");
+    let code = exporter
+        .child
+        .try_wait()
+        .ok()
+        .flatten()
+        .and_then(|s| s.code());
+    assert_eq!(code, Some(0));
 }

@@ -1,34 +1,47 @@
-//! A small bounded HTTP/1.1 server over `std::net`, generic over what it answers: each request
-//! head is parsed into a [`Request`], handed to a handler (`routes::route`), and its [`Response`]
-//! written.
+//! A small bounded HTTP/1.1 server, generic over what it answers: one thread, an event loop
+//! (mio: epoll) over non-blocking sockets. Each request head is parsed into a [`Request`], handed
+//! to a handler (`routes::route`), and its [`Response`] written.
 //!
 //! Why not tiny_http (the design card's choice): tiny_http 0.12 stops accepting for good on the
 //! first `accept` error (EMFILE under a connection flood ends the server), gives every connection
 //! a thread with no limit, and sets no read timeout, so one idle client holds a thread forever.
-//! A sidecar's server only needs a few GET paths and no bodies, so the bounded version is short:
+//! Why one thread: the answer is bytes the poller rendered, so serving costs only the system
+//! calls; a thread per connection cost more than the answer (its stack, `clone`, signal masks:
+//! half the system calls of a new-connection scrape). One thread, created at start, serves every
+//! connection, so the thread count is constant under any load. The bounds:
 //!
-//! - one accept thread; an `accept` error is logged and retried after a pause, never fatal;
-//! - a thread per connection (64 KiB stack), at most [`MAX_CONNECTIONS`] at once; beyond that a
-//!   new connection gets `503` and is closed;
-//! - at most [`MAX_IDLE`] connections may sit waiting for a request head (new, keep-alive between
-//!   requests, or trickling): a new connection closes the oldest waiting one beyond that, so
-//!   idle or slowloris clients cannot hold threads and memory, and a real client, which sends
-//!   its request at once, is still served;
+//! - at most [`MAX_CONNECTIONS`] connections at once; beyond that a new one gets `503`;
+//! - at most [`MAX_IDLE`] connections may wait for a request head (new, keep-alive between
+//!   requests, or trickling): beyond that the oldest waiting one is closed, so idle or slowloris
+//!   clients cannot crowd out a real client, which sends its request at once;
 //! - a request head must arrive whole within [`HEAD_TIMEOUT`] (a trickle cannot reset it) and be
 //!   at most [`MAX_HEAD`] bytes (else `431`); an idle keep-alive connection is closed after the
 //!   same time; a request body of up to 64 KiB is read and dropped, a larger one closes the
-//!   connection after the answer (`413`);
-//! - anything unparsable gets `400` and a close; writes time out too.
+//!   connection after the answer (`413`); anything unparsable gets `400` and a close; an answer
+//!   not taken within 10 s is dropped;
+//! - an `accept` error is never fatal: out of file descriptors, the oldest waiting connection is
+//!   closed to make room, or, with none waiting, accepting pauses for 20 ms.
 //!
-//! Out of scope: what the paths answer (`routes.rs`).
+//! On [`Server::stop`] (after [`State::stop`]) it stops accepting, closes the connections that
+//! wait, finishes the answers being written, and ends its thread.
+//!
+//! Out of scope: what the paths answer (`routes.rs`), parsing (`http/message.rs`).
 
-use std::collections::VecDeque;
+mod connection;
+mod message;
+
+pub use message::{Request, Response};
+
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use connection::{Conn, Phase, counts};
 
 use super::state::State;
 
@@ -42,398 +55,288 @@ pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_HEAD: usize = 8 * 1024;
 /// The largest request body that is read and dropped to keep the connection.
 const MAX_DRAINED_BODY: usize = 64 * 1024;
+/// The longest an answer may take to be taken by the client.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-const STACK_SIZE: usize = 64 * 1024;
+/// After an answer with `Connection: close`: how long, and how much, to read what the peer still
+/// sends, so that unread bytes do not turn the close into a reset that eats the answer.
+const LINGER: Duration = Duration::from_millis(200);
+const LINGER_BYTES: usize = 64 * 1024;
+/// How long accepting pauses when it fails with no waiting connection to close.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(20);
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX);
 
 /// What answers a request: a pure function of the request and the shared state.
 pub type Handler = fn(&Request, &State) -> Response;
 
-/// A parsed request head.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Request {
-    pub method: String,
-    /// The path without its query.
-    pub path: String,
-    pub accept: Option<String>,
-    keep_alive: bool,
-    content_length: usize,
-    chunked: bool,
-}
-
-impl Request {
-    /// A request without a body (for handlers' tests).
-    pub fn new(method: &str, path: &str, accept: Option<&str>) -> Request {
-        Request {
-            method: method.to_owned(),
-            path: path.to_owned(),
-            accept: accept.map(str::to_owned),
-            ..Request::default()
-        }
-    }
-}
-
-/// An answer: status, type, body, and the `Allow` header of a 405.
-pub struct Response {
-    pub status: u16,
-    pub content_type: &'static str,
-    pub body: Box<dyn AsRef<[u8]> + Send>,
-    pub allow: Option<&'static str>,
-}
-
-impl Response {
-    /// A plain-text answer.
-    pub fn text(status: u16, body: &'static str) -> Response {
-        Response {
-            status,
-            content_type: "text/plain",
-            body: Box::new(body),
-            allow: None,
-        }
-    }
-
-    pub fn bytes(&self) -> &[u8] {
-        (*self.body).as_ref()
-    }
-}
-
 /// Binds the listening socket (before any thread starts, so a bad address fails at once).
-pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-    TcpListener::bind(addr)
+pub fn bind(addr: SocketAddr) -> io::Result<StdListener> {
+    StdListener::bind(addr)
 }
 
-/// Starts the accept thread; every request is answered by `handler`.
-pub fn spawn(listener: TcpListener, state: Arc<State>, handler: Handler) -> io::Result<()> {
-    let open = Arc::new(AtomicUsize::new(0));
-    let idle = Arc::new(Idle::default());
-    thread::Builder::new()
+/// The running server.
+pub struct Server {
+    waker: Waker,
+    thread: thread::JoinHandle<()>,
+}
+
+impl Server {
+    /// After [`State::stop`]: makes the server stop and waits until its answers in flight are
+    /// written (or `deadline` passes).
+    pub fn stop(self, deadline: Instant) {
+        if let Err(e) = self.waker.wake() {
+            log::debug!("waking the HTTP thread: {e}");
+        }
+        while !self.thread.is_finished() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+/// Starts the HTTP thread; every request is answered by `handler`.
+pub fn spawn(listener: StdListener, state: Arc<State>, handler: Handler) -> io::Result<Server> {
+    listener.set_nonblocking(true)?;
+    let poll = Poll::new()?;
+    let waker = Waker::new(poll.registry(), WAKER)?;
+    let mut listener = TcpListener::from_std(listener);
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let mut server = Loop {
+        poll,
+        listener: Some(listener),
+        conns: Vec::new(),
+        free: Vec::new(),
+        open: 0,
+        waiting: 0,
+        writing: 0,
+        seq: 0,
+        accept_at: None,
+        sweep_at: None,
+        error_logged: None,
+        state,
+        handler,
+    };
+    let thread = thread::Builder::new()
         .name("http".into())
-        .spawn(move || accept_loop(&listener, &state, handler, &open, &idle))?;
-    Ok(())
+        .spawn(move || server.run())?;
+    Ok(Server { waker, thread })
 }
 
-/// Connections waiting for a request head, oldest first, each with a clone of its socket so
-/// that the accept loop can close it.
-#[derive(Default)]
-struct Idle {
-    next: AtomicU64,
-    waiting: Mutex<VecDeque<(u64, TcpStream)>>,
-}
-
-impl Idle {
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(u64, TcpStream)>> {
-        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Registers a connection that starts waiting for a head, closing the oldest waiting ones
-    /// beyond [`MAX_IDLE`].
-    fn enter(&self, stream: &TcpStream) -> Option<u64> {
-        let clone = stream.try_clone().ok()?;
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut waiting = self.lock();
-        while waiting.len() >= MAX_IDLE {
-            if let Some((_, oldest)) = waiting.pop_front() {
-                let _ = oldest.shutdown(Shutdown::Both);
-            }
-        }
-        waiting.push_back((id, clone));
-        Some(id)
-    }
-
-    /// The connection has its head (or is gone): no longer idle.
-    fn leave(&self, id: Option<u64>) {
-        if let Some(id) = id {
-            let mut waiting = self.lock();
-            if let Some(i) = waiting.iter().position(|(x, _)| *x == id) {
-                waiting.remove(i);
-            }
-        }
-    }
-}
-
-fn accept_loop(
-    listener: &TcpListener,
-    state: &Arc<State>,
+struct Loop {
+    poll: Poll,
+    /// `None` once stopping.
+    listener: Option<TcpListener>,
+    /// Connections by token.
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    open: usize,
+    /// Connections in `Phase::Head`.
+    waiting: usize,
+    /// Connections in `Phase::Write`: answers in flight.
+    writing: usize,
+    seq: u64,
+    /// Accept again then (after running out of descriptors).
+    accept_at: Option<Instant>,
+    /// Look for connections past their deadline then (the earliest deadline known).
+    sweep_at: Option<Instant>,
+    error_logged: Option<Instant>,
+    state: Arc<State>,
     handler: Handler,
-    open: &Arc<AtomicUsize>,
-    idle: &Arc<Idle>,
-) {
-    let mut last_error_log: Option<Instant> = None;
-    loop {
-        let stream = match listener.accept() {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                // EMFILE, ENFILE, ENOBUFS, ECONNABORTED...: wait a little, go on.
-                if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
-                    log::warn!("accepting a connection failed (retrying): {e}");
-                    last_error_log = Some(Instant::now());
+}
+
+impl Loop {
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(256);
+        loop {
+            let next = [self.accept_at, self.sweep_at].into_iter().flatten().min();
+            let timeout = next.map(|t| t.saturating_duration_since(Instant::now()));
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log::warn!("waiting for connections failed (retrying): {e}");
+                    thread::sleep(ACCEPT_PAUSE);
                 }
-                thread::sleep(Duration::from_millis(20));
                 continue;
             }
-        };
-        if state.stopping() {
-            drop(stream);
-            continue;
-        }
-        if open.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-            open.fetch_sub(1, Ordering::SeqCst);
-            refuse(stream);
-            continue;
-        }
-        // The slot is given back when the guard drops: at the end of `serve`, if the thread
-        // cannot be started (the closure is dropped unrun), and if `serve` panics.
-        let (state, idle, slot) = (Arc::clone(state), Arc::clone(idle), Slot(Arc::clone(open)));
-        let spawned = thread::Builder::new()
-            .stack_size(STACK_SIZE)
-            .spawn(move || {
-                let _slot = slot;
-                serve(stream, &state, handler, &idle);
-            });
-        if let Err(e) = spawned {
-            log::debug!("no thread for a connection: {e}");
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => {}
+                    LISTENER => self.accept(),
+                    Token(i) => self.drive(i),
+                }
+            }
+            let now = Instant::now();
+            if self.accept_at.is_some_and(|t| t <= now) {
+                self.accept_at = None;
+                self.accept();
+            }
+            if self.sweep_at.is_some_and(|t| t <= now) {
+                self.sweep(now);
+            }
+            if self.state.stopping() && self.stop() {
+                return;
+            }
         }
     }
-}
 
-/// One of the [`MAX_CONNECTIONS`] connection slots, taken by the accept loop.
-struct Slot(Arc<AtomicUsize>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+    fn accept(&mut self) {
+        loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, _)) => self.add(stream),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
+                Err(e) => {
+                    // EMFILE, ENFILE, ENOBUFS...: make room, or wait a little.
+                    self.log_accept_error(&e);
+                    if !self.close_oldest_waiting() {
+                        self.accept_at = Some(Instant::now() + ACCEPT_PAUSE);
+                        return;
+                    }
+                }
+            }
+        }
     }
-}
 
-fn refuse(mut stream: TcpStream) {
-    let _ = stream.set_nonblocking(true);
-    let _ = stream.write_all(
-        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 1\r\n\r\n",
-    );
-}
-
-/// Why a request got no ordinary answer.
-#[derive(Debug, PartialEq, Eq)]
-enum HeadError {
-    /// The peer closed or went quiet: just close.
-    Gone,
-    TooLarge,
-    Malformed,
-}
-
-fn serve(mut stream: TcpStream, state: &State, handler: Handler, idle: &Idle) {
-    let _ = stream.set_nodelay(true);
-    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-    let mut buffer = Vec::with_capacity(1024);
-    loop {
-        let ticket = idle.enter(&stream);
-        let head = read_head(&mut stream, &mut buffer);
-        idle.leave(ticket);
-        let request = match head.and_then(|head| parse(&head)) {
-            Ok(r) => r,
-            Err(HeadError::Gone) => return,
-            Err(HeadError::TooLarge) => {
-                let response = Response::text(431, "request head too large\n");
-                let _ = write_response(&mut stream, &response, false, false);
-                return linger_close(stream);
-            }
-            Err(HeadError::Malformed) => {
-                let response = Response::text(400, "bad request\n");
-                let _ = write_response(&mut stream, &response, false, false);
-                return linger_close(stream);
-            }
-        };
-        let _in_flight = state.request();
-        let mut keep_alive = request.keep_alive && !state.stopping();
-        if request.chunked || request.content_length > MAX_DRAINED_BODY {
-            keep_alive = false;
-        } else if request.content_length > 0
-            && !drain(&mut stream, &mut buffer, request.content_length)
+    fn log_accept_error(&mut self, e: &io::Error) {
+        let now = Instant::now();
+        if self
+            .error_logged
+            .is_none_or(|t| now.duration_since(t) > Duration::from_secs(60))
         {
+            log::warn!("accepting a connection failed (retrying): {e}");
+            self.error_logged = Some(now);
+        }
+    }
+
+    fn add(&mut self, mut stream: TcpStream) {
+        if self.open >= MAX_CONNECTIONS {
+            let _ = stream.write(
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 1\r\n\r\n",
+            );
             return;
         }
-        let ok = if request.chunked || request.content_length > MAX_DRAINED_BODY {
-            let response = Response::text(413, "request body too large\n");
-            write_response(&mut stream, &response, false, false)
-        } else {
-            let response = handler(&request, state);
-            // A 405 has a body even for HEAD, as before.
-            let head_only = request.method == "HEAD" && response.status != 405;
-            write_response(&mut stream, &response, head_only, keep_alive)
+        let i = self.free.pop().unwrap_or(self.conns.len());
+        let conn = Conn {
+            stream,
+            buffer: Vec::new(),
+            phase: Phase::Linger { read: 0 },
+            deadline: Instant::now(),
+            interest: None,
         };
-        if ok.is_err() || !keep_alive {
-            return linger_close(stream);
+        if i == self.conns.len() {
+            self.conns.push(Some(conn));
+        } else {
+            self.conns[i] = Some(conn);
+        }
+        self.open += 1;
+        self.wait_for_head(i);
+        // A client usually sends its request at once: answer it without waiting for an event,
+        // and register the connection only if it has to wait.
+        self.drive(i);
+        let unregistered = self
+            .conns
+            .get(i)
+            .and_then(Option::as_ref)
+            .is_some_and(|c| c.interest.is_none());
+        if unregistered && self.want(i, Interest::READABLE).is_err() {
+            self.close(i);
         }
     }
-}
 
-/// Writes a response: status line, headers, and the body unless `head_only`.
-fn write_response(
-    stream: &mut TcpStream,
-    response: &Response,
-    head_only: bool,
-    keep_alive: bool,
-) -> io::Result<()> {
-    let status = response.status;
-    let reason = match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        413 => "Content Too Large",
-        431 => "Request Header Fields Too Large",
-        _ => "Service Unavailable",
-    };
-    let body = response.bytes();
-    let mut head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: {}\r\n",
-        response.content_type,
-        body.len(),
-        if keep_alive { "keep-alive" } else { "close" }
-    );
-    if let Some(allow) = response.allow {
-        head.push_str("Allow: ");
-        head.push_str(allow);
-        head.push_str("\r\n");
+    /// Puts connection `i` in `Phase::Head`, closing the oldest waiting ones beyond the cap.
+    fn wait_for_head(&mut self, i: usize) {
+        self.seq += 1;
+        let since = self.seq;
+        self.set_phase(i, Phase::Head { since }, HEAD_TIMEOUT);
+        while self.waiting > MAX_IDLE && self.close_oldest_waiting() {}
     }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes())?;
-    if !head_only {
-        stream.write_all(body)?;
-    }
-    stream.flush()
-}
 
-/// Closes after an answer without resetting it: stop writing, then read briefly what the peer
-/// still sends, so that unread bytes do not turn the close into a reset that eats the answer.
-fn linger_close(mut stream: TcpStream) {
-    let _ = stream.shutdown(Shutdown::Write);
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-    let mut sink = [0u8; 1024];
-    for _ in 0..64 {
-        match stream.read(&mut sink) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-    }
-}
-
-/// Reads until the end of a request head (`\r\n\r\n`) within [`HEAD_TIMEOUT`]. Bytes after the
-/// head (a pipelined request, a body) stay in `buffer`.
-fn read_head(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Result<Vec<u8>, HeadError> {
-    let deadline = Instant::now() + HEAD_TIMEOUT;
-    let mut chunk = [0u8; 2048];
-    loop {
-        if let Some(end) = find_head_end(buffer) {
-            // A head that arrived whole in the last read is held to the limit too.
-            if end > MAX_HEAD {
-                return Err(HeadError::TooLarge);
+    /// Closes the connection that has waited longest for a head; false if none waits.
+    fn close_oldest_waiting(&mut self) -> bool {
+        let oldest = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| match c.as_ref()?.phase {
+                Phase::Head { since } => Some((since, i)),
+                _ => None,
+            })
+            .min();
+        match oldest {
+            Some((_, i)) => {
+                self.close(i);
+                true
             }
-            let rest = buffer.split_off(end);
-            return Ok(std::mem::replace(buffer, rest));
-        }
-        if buffer.len() > MAX_HEAD {
-            return Err(HeadError::TooLarge);
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
-            return Err(HeadError::Gone);
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) => return Err(HeadError::Gone),
-            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return Err(HeadError::Gone),
+            None => false,
         }
     }
-}
 
-/// Where the head ends (after its blank line), accepting bare `\n` line ends too.
-fn find_head_end(buffer: &[u8]) -> Option<usize> {
-    let crlf = buffer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4);
-    let lf = buffer.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
-    match (crlf, lf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+    fn set_phase(&mut self, i: usize, phase: Phase, limit: Duration) {
+        let Some(conn) = self.conns.get_mut(i).and_then(Option::as_mut) else {
+            return;
+        };
+        let (waiting, writing) = counts(&conn.phase);
+        let (now_waiting, now_writing) = counts(&phase);
+        self.waiting = self.waiting - waiting + now_waiting;
+        self.writing = self.writing - writing + now_writing;
+        conn.phase = phase;
+        conn.deadline = Instant::now() + limit;
+        self.sweep_at = Some(
+            self.sweep_at
+                .map_or(conn.deadline, |t| t.min(conn.deadline)),
+        );
     }
-}
 
-/// Reads and drops a small request body; false if the peer went away.
-fn drain(stream: &mut TcpStream, buffer: &mut Vec<u8>, length: usize) -> bool {
-    let deadline = Instant::now() + HEAD_TIMEOUT;
-    let mut chunk = [0u8; 2048];
-    while buffer.len() < length {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
-            return false;
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return false,
-            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+    fn close(&mut self, i: usize) {
+        if let Some(conn) = self.conns.get_mut(i).and_then(Option::take) {
+            let (waiting, writing) = counts(&conn.phase);
+            self.waiting -= waiting;
+            self.writing -= writing;
+            self.open -= 1;
+            self.free.push(i);
         }
     }
-    buffer.drain(..length);
-    true
-}
 
-fn parse(head: &[u8]) -> Result<Request, HeadError> {
-    let text = std::str::from_utf8(head).map_err(|_| HeadError::Malformed)?;
-    let mut lines = text.lines();
-    let request_line = lines.next().ok_or(HeadError::Malformed)?;
-    let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(HeadError::Malformed);
-    };
-    let http11 = match version {
-        "HTTP/1.1" => true,
-        "HTTP/1.0" => false,
-        _ => return Err(HeadError::Malformed),
-    };
-    if method.is_empty()
-        || !method.bytes().all(|b| b.is_ascii_uppercase())
-        || !target.starts_with('/')
-    {
-        return Err(HeadError::Malformed);
-    }
-    let mut request = Request {
-        method: method.to_owned(),
-        path: target.split(['?', '#']).next().unwrap_or(target).to_owned(),
-        keep_alive: http11,
-        accept: None,
-        content_length: 0,
-        chunked: false,
-    };
-    for line in lines
-        .map(|l| l.trim_end_matches('\r'))
-        .take_while(|l| !l.is_empty())
-    {
-        let (name, value) = line.split_once(':').ok_or(HeadError::Malformed)?;
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("connection") {
-            if value.eq_ignore_ascii_case("close") {
-                request.keep_alive = false;
-            } else if value.eq_ignore_ascii_case("keep-alive") {
-                request.keep_alive = true;
+    /// Closes the connections past their deadline; the next sweep is at the earliest left.
+    fn sweep(&mut self, now: Instant) {
+        self.sweep_at = None;
+        for i in 0..self.conns.len() {
+            let Some(deadline) = self.conns[i].as_ref().map(|c| c.deadline) else {
+                continue;
+            };
+            if deadline <= now {
+                self.close(i);
+            } else {
+                self.sweep_at = Some(self.sweep_at.map_or(deadline, |t| t.min(deadline)));
             }
-        } else if name.eq_ignore_ascii_case("accept") {
-            request.accept = Some(value.to_owned());
-        } else if name.eq_ignore_ascii_case("content-length") {
-            request.content_length = value.parse().map_err(|_| HeadError::Malformed)?;
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            request.chunked = true;
         }
     }
-    Ok(request)
+
+    /// On stopping: no new connections, none waiting; true once no answer is in flight.
+    fn stop(&mut self) -> bool {
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        for i in 0..self.conns.len() {
+            let idle = self.conns[i]
+                .as_ref()
+                .is_some_and(|c| !matches!(c.phase, Phase::Write { .. }));
+            if idle {
+                self.close(i);
+            }
+        }
+        self.writing == 0
+    }
 }
 
 /// `--healthcheck`: GET `/health` on the running exporter; true on `200`.
 pub fn check_health(addr: SocketAddr) -> bool {
     let timeout = Duration::from_secs(3);
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, timeout) else {
+    let Ok(mut stream) = StdStream::connect_timeout(&addr, timeout) else {
         return false;
     };
     let _ = stream.set_read_timeout(Some(timeout));
@@ -450,80 +353,166 @@ pub fn check_health(addr: SocketAddr) -> bool {
 mod tests {
     use super::*;
 
-    #[test]
-    fn request_heads_parse_with_keep_alive_rules() {
-        let r = parse(b"GET /metrics?x=1 HTTP/1.1\r\nAccept: application/openmetrics-text\r\n\r\n")
+    /// Answers `GET /` with 32 KiB (more than one socket write may take), anything else 404.
+    fn handler(request: &Request, _: &State) -> Response {
+        match request.path.as_str() {
+            "/" => Response {
+                status: 200,
+                content_type: "text/plain",
+                body: Box::new(vec![b'x'; 32 * 1024]),
+                allow: None,
+            },
+            _ => Response::text(404, "not found\n"),
+        }
+    }
+
+    fn server() -> (SocketAddr, Arc<State>, Server) {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(State::new(Duration::from_secs(60), false));
+        let server = spawn(listener, Arc::clone(&state), handler).unwrap();
+        (addr, state, server)
+    }
+
+    /// Sends `request` and reads answers until `count` have arrived or the server closes.
+    fn exchange(addr: SocketAddr, request: &[u8], count: usize) -> (Vec<u16>, bool) {
+        let mut stream = StdStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
-        assert_eq!(r.path, "/metrics");
-        assert!(r.keep_alive);
-        assert_eq!(r.accept.as_deref(), Some("application/openmetrics-text"));
-        assert!(!parse(b"GET / HTTP/1.0\r\n\r\n").unwrap().keep_alive);
-        assert!(
-            parse(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
-                .unwrap()
-                .keep_alive
-        );
-        assert!(
-            !parse(b"GET / HTTP/1.1\r\nconnection: close\r\n\r\n")
-                .unwrap()
-                .keep_alive
-        );
-        assert_eq!(
-            parse(b"POST /x HTTP/1.1\r\nContent-Length: 12\r\n\r\n")
-                .unwrap()
-                .content_length,
-            12
-        );
+        stream.write_all(request).unwrap();
+        let mut raw = Vec::new();
+        let mut chunk = [0u8; 65536];
+        let mut statuses = Vec::new();
+        let closed = loop {
+            match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => break true,
+                Ok(n) => raw.extend_from_slice(&chunk[..n]),
+            }
+            // Split complete answers off the front.
+            while let Some(end) = message::find_head_end(&raw) {
+                let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap();
+                let body = if head.starts_with("HTTP/1.1 200") && request.starts_with(b"HEAD") {
+                    0
+                } else {
+                    length
+                };
+                if raw.len() < end + body {
+                    break;
+                }
+                statuses.push(head[9..12].parse().unwrap());
+                raw.drain(..end + body);
+            }
+            if statuses.len() >= count {
+                break false;
+            }
+        };
+        (statuses, closed)
     }
 
     #[test]
-    fn garbage_is_malformed() {
-        for bad in [
-            &b"\x00\xff\r\n\r\n"[..],
-            b"GET\r\n\r\n",
-            b"GET / HTTP/2\r\n\r\n",
-            b"get / HTTP/1.1\r\n\r\n",
-            b"GET metrics HTTP/1.1\r\n\r\n",
-            b"GET / HTTP/1.1\r\nno colon\r\n\r\n",
-            b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
-        ] {
+    fn keep_alive_answers_pipelined_requests_in_order() {
+        let (addr, _, _server) = server();
+        let two = b"GET / HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nConnection: close\r\n\r\n";
+        assert_eq!(exchange(addr, two, 3), (vec![200, 404, 200], false));
+    }
+
+    #[test]
+    fn a_head_of_the_limit_is_served_and_one_byte_more_gets_431() {
+        let (addr, _, _server) = server();
+        let head = |size: usize| {
+            let fixed = "GET / HTTP/1.1\r\nX-Pad: \r\n\r\n".len();
+            format!(
+                "GET / HTTP/1.1\r\nX-Pad: {}\r\n\r\n",
+                "a".repeat(size - fixed)
+            )
+        };
+        assert_eq!(exchange(addr, head(MAX_HEAD).as_bytes(), 1).0, [200]);
+        for size in [MAX_HEAD + 1, MAX_HEAD + 1000, 64 * 1024] {
             assert_eq!(
-                parse(bad),
-                Err(HeadError::Malformed),
-                "{:?}",
-                String::from_utf8_lossy(bad)
+                exchange(addr, head(size).as_bytes(), 2),
+                (vec![431], true),
+                "{size}"
             );
         }
     }
 
-    /// The head of `size` bytes, read by `read_head` after arriving in one write.
-    fn read_head_of(size: usize) -> Result<Vec<u8>, HeadError> {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let fixed = "GET / HTTP/1.1\r\nX-Pad: \r\n\r\n".len();
-        let head = format!(
-            "GET / HTTP/1.1\r\nX-Pad: {}\r\n\r\n",
-            "a".repeat(size - fixed)
+    #[test]
+    fn small_bodies_are_dropped_and_large_or_chunked_ones_refused() {
+        let (addr, _, _server) = server();
+        let body = "POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\n\r\n";
+        assert_eq!(exchange(addr, body.as_bytes(), 2).0, [200, 200]);
+        let large = format!(
+            "POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            64 * 1024 + 1
         );
-        client.write_all(head.as_bytes()).unwrap();
-        let (mut server, _) = listener.accept().unwrap();
-        // Let the whole head arrive, so that it ends inside a single read.
-        thread::sleep(Duration::from_millis(50));
-        read_head(&mut server, &mut Vec::new())
+        assert_eq!(exchange(addr, large.as_bytes(), 2), (vec![413], true));
+        let chunked = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(exchange(addr, chunked, 2), (vec![413], true));
+        assert_eq!(
+            exchange(addr, b"\x16\x03\x01\r\n\r\n", 2),
+            (vec![400], true)
+        );
     }
 
     #[test]
-    fn a_head_over_the_limit_is_refused_even_when_it_ends_in_the_last_read() {
-        assert_eq!(read_head_of(MAX_HEAD).map(|h| h.len()), Ok(MAX_HEAD));
-        for size in [MAX_HEAD + 1, MAX_HEAD + 1000, MAX_HEAD + 2047] {
-            assert_eq!(read_head_of(size), Err(HeadError::TooLarge), "{size}");
-        }
+    fn head_requests_get_no_body_and_http_1_0_is_closed_after_the_answer() {
+        let (addr, _, _server) = server();
+        assert_eq!(
+            exchange(addr, b"HEAD / HTTP/1.1\r\n\r\n", 1),
+            (vec![200], false)
+        );
+        assert_eq!(exchange(addr, b"GET / HTTP/1.0\r\n\r\n", 1).0, [200]);
+        let (_, closed) = exchange(addr, b"GET / HTTP/1.0\r\n\r\n", 2);
+        assert!(closed, "HTTP/1.0 without keep-alive is closed");
     }
 
     #[test]
-    fn head_end_is_found_with_crlf_or_lf() {
-        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n\r\nrest"), Some(18));
-        assert_eq!(find_head_end(b"GET / HTTP/1.1\n\nrest"), Some(16));
-        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n"), None);
+    fn more_than_max_idle_waiting_connections_close_the_oldest() {
+        let (addr, _, _server) = server();
+        let idle: Vec<StdStream> = (0..MAX_IDLE + 10)
+            .map(|_| StdStream::connect(addr).unwrap())
+            .collect();
+        // A real client is still served.
+        assert_eq!(
+            exchange(addr, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", 1).0,
+            [200]
+        );
+        thread::sleep(Duration::from_millis(100));
+        let mut byte = [0u8; 1];
+        let closed = idle
+            .iter()
+            .map(|s| {
+                s.set_nonblocking(true).unwrap();
+                matches!(s.peek(&mut byte), Ok(0))
+            })
+            .collect::<Vec<bool>>();
+        // The oldest were closed (the 10 beyond the cap, and one more for the real client while
+        // it waited for its head); the newest still wait.
+        assert!(closed[..11].iter().all(|&c| c), "{closed:?}");
+        assert!(closed[11..].iter().all(|&c| !c), "{closed:?}");
+    }
+
+    #[test]
+    fn stop_ends_the_thread_and_refuses_new_connections() {
+        let (addr, state, server) = server();
+        let idle = StdStream::connect(addr).unwrap();
+        assert_eq!(exchange(addr, b"GET / HTTP/1.1\r\n\r\n", 1).0, [200]);
+        state.stop();
+        let started = Instant::now();
+        server.stop(started + Duration::from_secs(2));
+        assert!(started.elapsed() < Duration::from_millis(500));
+        let mut byte = [0u8; 1];
+        idle.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        assert!(
+            matches!((&idle).read(&mut byte), Ok(0)),
+            "a waiting connection is closed"
+        );
+        assert!(StdStream::connect(addr).is_err(), "the listener is closed");
     }
 }

@@ -1,13 +1,13 @@
 //! What the threads share: the published exposition (bytes, behind an `Arc` swapped under a
 //! mutex held only for the swap) and atomics: when the poller last tried, the DogStatsD error
-//! count, the stopping flag and the requests in flight.
+//! count and the stopping flag.
 //!
 //! A scrape clones the `Arc` and writes its bytes, so scrapes never wait on a poll and never
 //! compute.
 //!
 //! Out of scope: rendering (`core::exposition`, called by the poller), serving (`http.rs`).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -26,8 +26,6 @@ pub struct State {
     statsd_errors: Option<AtomicU64>,
     /// Set on SIGTERM/SIGINT: finish what is in flight, take nothing new.
     stopping: AtomicBool,
-    /// Requests being answered now.
-    in_flight: AtomicUsize,
 }
 
 impl State {
@@ -39,7 +37,6 @@ impl State {
             health_window: (interval * 3).max(Duration::from_secs(30)),
             statsd_errors: statsd.then(|| AtomicU64::new(0)),
             stopping: AtomicBool::new(false),
-            in_flight: AtomicUsize::new(0),
         }
     }
 
@@ -95,25 +92,6 @@ impl State {
 
     pub fn stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
-    }
-
-    /// Marks a request as in flight until the guard drops.
-    pub fn request(&self) -> InFlight<'_> {
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
-        InFlight(self)
-    }
-
-    pub fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::SeqCst)
-    }
-}
-
-/// A request being answered; see [`State::request`].
-pub struct InFlight<'a>(&'a State);
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
