@@ -2,6 +2,7 @@
 #   make demo    run the exporter against a simulated ECS task: curl localhost:9545/metrics
 #   make test    every test, on the host target (what .ci/run calls)
 #   make bench   benchmarks, side by side with the Python original; writes BENCHMARKS.md
+#   make bench-tiny-http   tiny_http 0.12.0 vs our HTTP server (accept errors, idle connections)
 #   make static  static musl release binary; make dist: amd64 + arm64 with sums; make image
 
 SHELL := /bin/bash
@@ -15,7 +16,7 @@ ARM64 := aarch64-unknown-linux-musl
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 IMAGE ?= ecs-container-exporter:$(VERSION)
 
-.PHONY: demo test lint bench soak fuzz static static-arm64 dist image clean
+.PHONY: demo test lint bench bench-tiny-http soak fuzz static static-arm64 dist image clean
 
 demo:
 	$(CARGO) build --release --bins
@@ -40,6 +41,9 @@ fuzz:
 
 bench:
 	bash tests/bench/run.sh
+
+bench-tiny-http:
+	bash tests/bench/tiny_http.sh
 
 soak:
 	bash tests/bench/soak.sh

@@ -4,8 +4,9 @@
 # Writes BENCHMARKS.md (tables generated from this run + the notes kept at the end of this file).
 #
 # Needs: cargo, python3 (with venv + pip, network access to PyPI on the first run), curl, wrk
-# (apt-get install -y wrk). Only loopback traffic; every wait and loop is bounded in count and
-# time; every process started here is killed by its PID on exit.
+# (apt-get install -y wrk), prlimit (util-linux, for tests/bench/tiny_http.sh, which also fetches
+# tiny_http from crates.io on its first run). Only loopback traffic; every wait and loop is
+# bounded in count and time; every process started here is killed by its PID on exit.
 #
 # Knobs (environment): BENCH_SCRAPES (1000) sequential scrapes per exporter for latency, RSS and
 # CPU; BENCH_OURS_CPU_SCRAPES (10000) scrapes over which our CPU is measured (clock-tick
@@ -374,6 +375,10 @@ say "budgets: bash tests/bench/budgets.sh"
 BUDGETS_TABLE=$(bash "$ROOT/tests/bench/budgets.sh" 2>>"$LOG") || BUDGETS_TABLE="## Budgets
 
 The budgets script failed or could not run; see $LOG."
+say "tiny_http: bash tests/bench/tiny_http.sh"
+TINY_HTTP_TABLE=$(bash "$ROOT/tests/bench/tiny_http.sh" 2>>"$LOG") || TINY_HTTP_TABLE="## tiny_http 0.12.0 vs ours: accept errors and idle connections
+
+The tiny_http script failed or could not run; see $LOG."
 
 {
   cat <<EOF
@@ -523,13 +528,16 @@ target/bench/render task.json stats-1.json stats-2.json 2000
 \`\`\`
 
 EOF
-  # The soak (issue: nothing may grow) and the image/binary budgets, each its own script.
+  # The soak (issue: nothing may grow), the image/binary budgets and the evidence for our own HTTP
+  # server over tiny_http, each its own script.
   echo
   echo "$SOAK_TABLE"
   echo
   echo "## Budgets of the shipped binary and image (tests/bench/budgets.sh)"
   echo
   echo "$BUDGETS_TABLE"
+  echo
+  echo "$TINY_HTTP_TABLE"
   echo
   # The hand-written notes: everything after the __NOTES__ marker at the end of this script.
   sed -n '/^__NOTES__$/,/^NOTES_END$/p' "$ROOT/tests/bench/run.sh" | sed '1d;$d'

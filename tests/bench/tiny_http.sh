@@ -3,9 +3,10 @@
 # measured side by side with our exporter in one run. Prints a markdown section on stdout (build
 # output and progress go to stderr):
 #
-#   1. accept errors: each server runs under `prlimit --nofile=64:64`, is flooded with more idle
-#      TCP connections than that, the flood is released, then 20 ordinary `GET /metrics` are sent:
-#      how many are answered? (tiny_http 0.12.0 ends its accept loop on the first accept() error);
+#   1. accept errors: each server runs under `prlimit --nofile=64:64` (and 63:63), is flooded
+#      with more idle TCP connections than that, the flood is released, then 20 ordinary
+#      `GET /metrics` are sent: how many are answered? (tiny_http 0.12.0's accept thread ends on
+#      the first EMFILE, in accept() or in the try_clone of the accepted socket);
 #   2. idle connections: Threads and VmRSS (/proc/<pid>/status) idle, while 1,000 idle TCP
 #      connections (connect, send nothing) are held, and after they are released.
 #
@@ -13,7 +14,8 @@
 #
 # tiny_http is built in a throwaway cargo project in a temporary directory (removed on exit), with
 # `tiny_http = "=0.12.0"` and the plain `Server::http` + `incoming_requests()` loop; its target
-# directory is cached in target/bench/tiny_http-target so a rerun does not rebuild it. Needs
+# directory is cached in target/bench/tiny_http-target so a rerun does not rebuild it. Ours is
+# target/release/ecs-container-exporter, built (cargo build --release --bins) only if missing. Needs
 # cargo (network access to crates.io on the first run), python3 (the clients), prlimit
 # (util-linux). Loopback only; every wait is bounded; every process started here is killed by its
 # PID on exit. Knobs: TINY_IDLE (1000) idle connections, TINY_FLOOD (150) flood connections,
@@ -62,7 +64,8 @@ stop() { # stop PID: kill one process we started and wait for it
 need=$((IDLE + 256))
 if (($(ulimit -n) < need)); then
   hard=$(ulimit -Hn)
-  [[ $hard == unlimited ]] || ((hard >= need)) || die "ulimit -Hn is $hard; $need descriptors are needed"
+  [[ $hard == unlimited ]] || ((hard >= need)) ||
+    die "ulimit -Hn is $hard; $need descriptors are needed"
   ulimit -n "$need"
 fi
 log "ulimit -n $(ulimit -n) (hard $(ulimit -Hn))"
@@ -99,7 +102,7 @@ const BODY: &str = "# HELP probe_up Always 1.\n# TYPE probe_up gauge\nprobe_up 1
 
 fn answer(rq: Request) {
     let response = if rq.url() == "/metrics" {
-        let ct = Header::from_bytes(&b"Content-Type"[..], &b"text/plain; version=0.0.4"[..]).unwrap();
+        let ct = "Content-Type: text/plain; version=0.0.4".parse::<Header>().unwrap();
         Response::from_string(BODY).with_header(ct)
     } else {
         Response::from_string("not found\n").with_status_code(404)
@@ -127,8 +130,10 @@ fn main() {
     }
 }
 EOF
-[[ -f $T/bench/tiny_http-probe.lock ]] && cp "$T/bench/tiny_http-probe.lock" "$work/probe/Cargo.lock"
-log "building the tiny_http $TINY_VERSION probe (cargo build --release, target $T/bench/tiny_http-target)"
+if [[ -f $T/bench/tiny_http-probe.lock ]]; then
+  cp "$T/bench/tiny_http-probe.lock" "$work/probe/Cargo.lock"
+fi
+log "building the tiny_http $TINY_VERSION probe (cargo build --release, into $T/bench)"
 (
   cd "$work/probe"
   export CARGO_TARGET_DIR=$T/bench/tiny_http-target
@@ -139,7 +144,7 @@ PROBE=$T/bench/tiny_http-target/release/tiny-http-probe
 
 # --- the client side (python3): flood, requests, idle connections ------------------------------
 cat >"$work/client.py" <<'EOF'
-import select, socket, sys, time
+import os, select, socket, sys, time
 
 def status(pid):
     out = {}
@@ -270,26 +275,32 @@ elif mode == "idle":  # idle PID PORT N: Threads/VmRSS before, held, after relea
     ok, bad = connect_paced(port, n, 64, 30.0)
     connect_s = time.monotonic() - t0
     pending = not_accepted(port)
-    # settle: at least 1.5 s, then until Threads stops changing over 0.5 s (at most 5 s more)
+    # settle: at least 1.5 s, then until Threads stops changing over 1 s (at most 5 s more)
     time.sleep(1.5)
     held = status(pid)
     end = time.monotonic() + 5.0
     while time.monotonic() < end:
-        time.sleep(0.5)
+        time.sleep(1.0)
         now = status(pid)
         if now[0] == held[0]:
             held = now
             break
         held = now
     settle_s = time.monotonic() - t0 - connect_s
+    sockets = sum(1 for fd in os.listdir(f"/proc/{pid}/fd")
+                  if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"))
     closed = closed_by_server(ok)
+    # an ordinary request while they are held
+    t = time.monotonic()
+    served = get(port, 2.0)
+    served_ms = (time.monotonic() - t) * 1000
     close_all(ok, bad)
     time.sleep(2.0)
     after2 = status(pid)
     time.sleep(5.0)
     after7 = status(pid)
-    print(len(ok), closed, "%.1f" % connect_s, "%.1f" % settle_s, pending,
-          *before, *held, *after2, *after7)
+    print(len(ok), closed, "%.1f" % connect_s, "%.1f" % settle_s, pending, sockets, served,
+          "%.1f" % served_ms, *before, *held, *after2, *after7)
 EOF
 
 # client OUTFILE ARGS...: runs the python client in the background (so Ctrl-C and the trap act at
@@ -307,10 +318,10 @@ client() {
 "$SIM" --listen 127.0.0.1:0 --profile fargate >"$work/sim.out" 2>"$work/sim.err" &
 pids+=($!)
 for _ in $(seq 100); do
-  grep -q '^listening on ' "$work/sim.out" && break
+  grep -q '^listening on ' "$work/sim.out" 2>/dev/null && break
   sleep 0.05
 done
-SIM_URL=$(sed -n 's/^listening on //p' "$work/sim.out" | head -n1)
+SIM_URL=$(sed -n 's/^listening on //p' "$work/sim.out" 2>/dev/null | head -n1 || true)
 [[ -n $SIM_URL ]] || die "the simulator did not start: $(cat "$work/sim.err")"
 
 free_port() {
@@ -341,7 +352,7 @@ start_probe() {
   pids+=("$PID")
   local url=""
   for _ in $(seq 100); do
-    url=$(sed -n 's/^listening on //p' "$work/$name.out" | head -n1)
+    url=$(sed -n 's/^listening on //p' "$work/$name.out" 2>/dev/null | head -n1 || true)
     [[ -n $url ]] && break
     sleep 0.05
   done
@@ -381,6 +392,7 @@ idle_run() { # idle_run KEY: on the server PID/PORT just started
   log "$1: $IDLE idle connections (pid $PID, port $PORT)"
   client "$work/idle-$1" idle "$PID" "$PORT" "$IDLE"
   read -r "R[$1.conn]" "R[$1.closed]" "R[$1.connect_s]" "R[$1.settle_s]" "R[$1.pending]" \
+    "R[$1.sockets]" "R[$1.served]" "R[$1.served_ms]" \
     "R[$1.t0]" "R[$1.r0]" "R[$1.t1]" "R[$1.r1]" "R[$1.t2]" "R[$1.r2]" "R[$1.t3]" "R[$1.r3]" \
     <"$work/idle-$1"
   log "$1: $(cat "$work/idle-$1")"
@@ -441,7 +453,17 @@ fi
 
 # --- the section -------------------------------------------------------------------------------
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f MiB", k / 1024}'; }
+num() { # 1000 -> 1,000
+  awk -v n="$1" 'BEGIN {s = sprintf("%d", n); t = ""; while (length(s) > 3) {t = "," substr(s, length(s) - 2) t; s = substr(s, 1, length(s) - 3)}; print s t}'
+}
 flood_cell() { echo "**${R[$1.answered]}/$GETS** (${R[$1.proc]})"; }
+served_cell() { echo "${R[$1.served]} (${R[$1.served_ms]} ms)"; }
+N=$(num "$IDLE")
+TINY_ACCEPTED=$(((${R[tiny.sockets]} - 1) / 2))
+TINY_SERVING=$((${R[tiny.t1]} - 2))
+TINY_STARVED=$((TINY_ACCEPTED > TINY_SERVING ? TINY_ACCEPTED - TINY_SERVING : 0))
+TINY_ACCEPTED=$(num "$TINY_ACCEPTED")
+TINY_SERVING=$(num "$TINY_SERVING")
 cat <<EOF
 ## tiny_http $TINY_VERSION vs ours: accept errors and idle connections
 
@@ -450,40 +472,60 @@ cat <<EOF
 | accept loop after an EMFILE flood, \`--nofile=$NOFILE:$NOFILE\`: requests answered after release | $(flood_cell "tiny$NOFILE") | $(flood_cell "ours$NOFILE") |
 | the same, \`--nofile=$LOW:$LOW\` | $(flood_cell "tiny$LOW") | $(flood_cell "ours$LOW") |
 | threads, idle | ${R[tiny.t0]} | ${R[ours.t0]} |
-| threads, with $IDLE idle connections | **${R[tiny.t1]}** | **${R[ours.t1]}** |
-| threads, after release (+2 s / +7 s) | ${R[tiny.t2]} / ${R[tiny.t3]} | ${R[ours.t2]} / ${R[ours.t3]} |
+| threads, with $N idle connections | **$(num "${R[tiny.t1]}")** | **$(num "${R[ours.t1]}")** |
+| threads, after release (+2 s / +7 s) | $(num "${R[tiny.t2]}") / ${R[tiny.t3]} | $(num "${R[ours.t2]}") / ${R[ours.t3]} |
 | VmRSS, idle | $(mib "${R[tiny.r0]}") | $(mib "${R[ours.r0]}") |
-| VmRSS, with $IDLE idle connections | **$(mib "${R[tiny.r1]}")** | **$(mib "${R[ours.r1]}")** |
+| VmRSS, with $N idle connections | **$(mib "${R[tiny.r1]}")** | **$(mib "${R[ours.r1]}")** |
 | VmRSS, after release (+2 s / +7 s) | $(mib "${R[tiny.r2]}") / $(mib "${R[tiny.r3]}") | $(mib "${R[ours.r2]}") / $(mib "${R[ours.r3]}") |
-| idle connections the server had closed while they were held | ${R[tiny.closed]} of ${R[tiny.conn]} | ${R[ours.closed]} of ${R[ours.conn]} |
+| idle connections the server had closed while they were held | $(num "${R[tiny.closed]}") of $(num "${R[tiny.conn]}") | $(num "${R[ours.closed]}") of $(num "${R[ours.conn]}") |
+| a \`GET /metrics\` on a new connection while they were held | $(served_cell tiny) | $(served_cell ours) |
 
-- EMFILE flood: each server started under \`prlimit --nofile=N:N\`; $FLOOD TCP connections opened at
-  once (non-blocking connect, nothing sent), held 1 s, closed; 0.5 s later $GETS sequential
-  \`GET /metrics\` (\`Connection: close\`, 2 s timeout each). tiny_http takes two descriptors per
-  connection, so the parity of N decides where EMFILE strikes. At $NOFILE: ${R[tiny$NOFILE.path]}
-  (requests: ${R[tiny$NOFILE.kinds]}). At $LOW: ${R[tiny$LOW.path]} (requests: ${R[tiny$LOW.kinds]}).
-  Either way the accept thread is gone, and its listener with it, until the process restarts.
-  Ours, at $NOFILE and at $LOW: ${R[ours$NOFILE.path]} (requests: ${R[ours$NOFILE.kinds]}; ${R[ours$LOW.kinds]}).
+- EMFILE flood: each server started under \`prlimit --nofile=N:N\`; $FLOOD TCP connections
+  opened at once (non-blocking connect, nothing sent), held 1 s, closed; 0.5 s later $GETS
+  sequential \`GET /metrics\` (\`Connection: close\`, 2 s timeout each). tiny_http takes two
+  descriptors per connection (the socket and a \`try_clone\` of it), so the parity of N decides
+  where EMFILE strikes; either way its accept thread ends, its listener is closed with it, and
+  the server stays deaf until the process is restarted:
+  - tiny_http at $NOFILE: ${R[tiny$NOFILE.path]}
+    (requests: ${R[tiny$NOFILE.kinds]});
+  - tiny_http at $LOW: ${R[tiny$LOW.path]}
+    (requests: ${R[tiny$LOW.kinds]});
 EOF
 if [[ -n $KEEP_LIMIT ]]; then
   cat <<EOF
-  A tiny_http \`loop { match server.recv() { .. } }\` that ignores errors, at $KEEP_LIMIT: ${R[keep.path]};
-  then it blocks for good: ${R[keep.answered]}/$GETS answered (${R[keep.kinds]}; ${R[keep.proc]}).
+  - tiny_http with a \`loop { match server.recv() { .. } }\` that ignores errors, at $KEEP_LIMIT:
+    ${R[keep.path]}; then it blocks for good
+    (requests: ${R[keep.kinds]}; ${R[keep.proc]});
+EOF
+fi
+if [[ ${R[ours$NOFILE.path]} == "${R[ours$LOW.path]}" ]]; then
+  cat <<EOF
+  - ours at $NOFILE: ${R[ours$NOFILE.path]}
+    (requests: ${R[ours$NOFILE.kinds]}); at $LOW the same (requests: ${R[ours$LOW.kinds]}).
+EOF
+else
+  cat <<EOF
+  - ours at $NOFILE: ${R[ours$NOFILE.path]} (requests: ${R[ours$NOFILE.kinds]});
+  - ours at $LOW: ${R[ours$LOW.path]} (requests: ${R[ours$LOW.kinds]}).
 EOF
 fi
 cat <<EOF
-- Idle connections: each server started alone, with this shell's descriptor limit ($(ulimit -n)).
-  $IDLE TCP connections opened (nothing sent; ${R[tiny.conn]} / ${R[ours.conn]} connected) in batches of
-  64, each batch once the server had accepted the last (the listen backlog is 128: a burst of
-  $IDLE leaves handshakes waiting seconds in the kernel for SYN-ACK retransmissions, and a
-  reading then counts only what the server has accepted so far); ${R[tiny.connect_s]} / ${R[ours.connect_s]} s,
-  ${R[tiny.pending]} / ${R[ours.pending]} left unaccepted. \`Threads:\` and \`VmRSS:\` from \`/proc/<pid>/status\`
-  after ${R[tiny.settle_s]} / ${R[ours.settle_s]} s held (at least 1.5 s, then until the thread count stopped
-  changing over 0.5 s); then all closed and read again 2 s and 7 s later. tiny_http gives every
-  connection a pool thread blocked in \`read\` with no timeout; an idle pool thread exits after 5 s
-  (4 are kept). Ours lets at most 64 connections wait for a request head and closes the oldest
-  beyond that.
+- Idle connections: each server started alone, with this shell's descriptor limit
+  ($(num "$(ulimit -n)")). $N TCP connections opened (nothing sent; $(num "${R[tiny.conn]}") / $(num "${R[ours.conn]}") connected,
+  tiny_http / ours) in batches of 64, each batch once the server had accepted the previous one
+  (${R[tiny.connect_s]} / ${R[ours.connect_s]} s; ${R[tiny.pending]} / ${R[ours.pending]} left unaccepted). The listen backlog is 128: a burst of
+  $N would leave handshakes waiting seconds in the kernel for SYN-ACK retransmissions, and a
+  reading would count only what the server had accepted so far. \`Threads:\` and \`VmRSS:\` from
+  \`/proc/<pid>/status\` after ${R[tiny.settle_s]} / ${R[ours.settle_s]} s held (at least 1.5 s, then until the thread count
+  stopped changing over 1 s); then all closed, and read again 2 s and 7 s later. tiny_http
+  gives every connection a pool thread blocked in \`read\` with no timeout; an idle pool thread
+  exits after 5 s. While they were held it had $(num "${R[tiny.sockets]}") sockets open ($TINY_ACCEPTED accepted
+  connections, two sockets each, plus the listener) and $TINY_SERVING pool threads (threads less main
+  and accept): $TINY_STARVED accepted connections waited in the pool's queue with no thread (its count of idle threads
+  is only lowered when a woken thread runs, so a burst can queue a connection behind threads
+  that all block in \`read\`; a request on it would wait until another connection closes). Ours
+  lets at most 64 connections wait for a request head and closes the oldest beyond that.
 - Loopback only; python3 clients; the servers ran one at a time on the shared 2-core machine.
   The tiny_http server is a throwaway project (\`tiny_http = "=$TINY_VERSION"\`, release build)
-  written by \`tests/bench/tiny_http.sh\`, which produces this section.
+  written and built by \`tests/bench/tiny_http.sh\`, which produces this section.
 EOF
