@@ -712,10 +712,13 @@ pub fn health_families(health: &Health) -> Vec<Family> {
     let mut build = Family::new(
         "ecs_exporter_build_info",
         Kind::Gauge,
-        "The exporter's version, value 1",
+        "The exporter's version and the git commit it was built from, value 1",
     );
     build.push(
-        vec![("version", env!("CARGO_PKG_VERSION").to_owned())],
+        vec![
+            ("version", crate::version::VERSION.to_owned()),
+            ("revision", crate::version::revision().to_owned()),
+        ],
         Value::Unsigned(1),
     );
     let mut up_family = Family::new(

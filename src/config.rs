@@ -82,6 +82,10 @@ pub struct Args {
     /// ECS healthCheck in an image without a shell)
     #[argh(switch)]
     pub healthcheck: bool,
+
+    /// print the version, git commit and target of this binary, and exit
+    #[argh(switch, short = 'V')]
+    pub version: bool,
 }
 
 /// What to do.
@@ -90,6 +94,8 @@ pub enum Command {
     Run(Config),
     /// GET `/health` on this address.
     Healthcheck(SocketAddr),
+    /// Print the version line (`crate::version::line`).
+    Version,
 }
 
 /// Where DogStatsD lines go.
@@ -160,6 +166,10 @@ impl Raw {
 
 /// Validates arguments and environment into a command.
 pub fn resolve(args: Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Command, ConfigError> {
+    // Before any value is checked: the version is asked for when something is wrong.
+    if args.version {
+        return Ok(Command::Version);
+    }
     let lookup = |flag: Option<String>, name: &str, vars: &[&str]| -> Option<Raw> {
         if let Some(value) = flag {
             return Some(Raw {
@@ -652,6 +662,17 @@ mod tests {
         }
         // Over the Unix socket, DOCKER_TLS_VERIFY has nothing to verify.
         config(&["--docker"], &[("DOCKER_TLS_VERIFY", "1")]);
+    }
+
+    #[test]
+    fn version_needs_no_url_and_wins_over_bad_values() {
+        for args in [&["--version"][..], &["-V"], &["--interval", "abc", "-V"]] {
+            assert_eq!(
+                run(args, &[("EXPORTER_PORT", "0")]),
+                Ok(Command::Version),
+                "{args:?}"
+            );
+        }
     }
 
     #[test]

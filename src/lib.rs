@@ -9,7 +9,8 @@
 //! The thin shell around it: [`config`] (flags and environment), [`metadata`] (the HTTP client),
 //! [`docker`] (plain Docker hosts: the Docker Engine API as a second source, `--docker`),
 //! [`poller`] (the polling thread), [`state`] (what threads share), [`server`] (`/metrics`),
-//! [`statsd`] (the UDP sender). `main.rs` wires them and waits for a signal.
+//! [`statsd`] (the UDP sender), [`version`] (what `--version` says). `main.rs` wires them and
+//! waits for a signal.
 //!
 //! House rules: no `unsafe` in this crate (signal handling is signal-hook's), and no `unwrap` or
 //! `expect` on anything that comes from outside.
@@ -28,3 +29,4 @@ pub mod server;
 pub mod snapshot;
 pub mod state;
 pub mod statsd;
+pub mod version;

@@ -1,5 +1,6 @@
 //! The `ecs-container-exporter` binary: parse the configuration, start the threads, wait for
-//! SIGTERM or SIGINT, finish in-flight answers, exit 0. Bad configuration exits 2 with one line.
+//! SIGTERM or SIGINT, finish in-flight answers, exit 0. Bad configuration exits 2 with one line;
+//! `--version` prints one line and exits 0.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use signal_hook::iterator::Signals;
 
 use ecs_container_exporter::config::{self, Args, Command, Config};
 use ecs_container_exporter::state::State;
-use ecs_container_exporter::{poller, server, statsd};
+use ecs_container_exporter::{poller, server, statsd, version};
 
 const NAME: &str = "ecs-container-exporter";
 
@@ -42,6 +43,10 @@ fn main() -> ExitCode {
         }
     };
     match command {
+        Command::Version => {
+            println!("{}", version::line());
+            ExitCode::SUCCESS
+        }
         Command::Healthcheck(addr) if server::check_health(addr) => ExitCode::SUCCESS,
         Command::Healthcheck(_) => ExitCode::FAILURE,
         Command::Run(config) => match run(&config) {

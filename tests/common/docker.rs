@@ -96,6 +96,34 @@ pub fn dist_binary(triple: &str, bin: &str) -> PathBuf {
     target_dir().join(triple).join("dist").join(bin)
 }
 
+/// The commit the binaries record, by the rule `build.rs` and the Makefile follow:
+/// `ECS_EXPORTER_COMMIT` when set, else [`git_commit`].
+pub fn built_commit() -> Option<String> {
+    std::env::var("ECS_EXPORTER_COMMIT")
+        .ok()
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty())
+        .or_else(git_commit)
+}
+
+/// `git rev-parse HEAD` in the crate when git tracks its `Cargo.toml`, else `None`.
+pub fn git_commit() -> Option<String> {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(manifest_dir())
+            .args(args)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    git(&["ls-files", "--error-unmatch", "Cargo.toml"])?;
+    git(&["rev-parse", "HEAD"])
+}
+
 /// The rustc beside the cargo that builds these tests.
 pub fn rustc() -> PathBuf {
     let beside = Path::new(env!("CARGO")).with_file_name("rustc");
