@@ -1,12 +1,16 @@
 //! Docker and the build, through their command lines: the `docker` CLI, a cleanup guard for what
-//! a test creates in the engine, and the Makefile and `cargo build --profile dist` builds of the
-//! static musl binaries (with the paths they land in and the rustc beside the test's cargo).
+//! a test creates in the engine, and the Makefile and
+//! `cargo build --profile dist` builds of the static musl binaries (with the paths they land in,
+//! the rustc beside the test's cargo and whether a Rust target is installed). A tar reader serves
+//! the release archives.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// The Rust target of the shipped x86_64 binaries.
 pub const AMD64: &str = "x86_64-unknown-linux-musl";
+/// The Rust target of the shipped aarch64 (Graviton) binaries.
+pub const ARM64: &str = "aarch64-unknown-linux-musl";
 
 // ---------------------------------------------------------------------------------------------
 // Docker.
@@ -77,6 +81,71 @@ pub fn docker(args: &[&str]) -> Result<String, String> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Tar archives (ustar and GNU headers), read by hand.
+
+/// One member of a tar archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TarEntry {
+    /// Without a leading `./`; a directory keeps its trailing `/`.
+    pub path: String,
+    /// The type flag: `b'0'` (or 0) a file, `b'5'` a directory, `b'2'` a symlink, ...
+    pub kind: u8,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub uname: String,
+    pub gname: String,
+    pub mtime: u64,
+    pub data: Vec<u8>,
+}
+
+/// The members of an uncompressed tar archive, in order.
+pub fn tar_entries(tar: &[u8]) -> Result<Vec<TarEntry>, String> {
+    let mut entries = Vec::new();
+    let mut at = 0;
+    while let Some(header) = tar.get(at..at + 512) {
+        if header.iter().all(|&b| b == 0) {
+            break;
+        }
+        let text = |range: std::ops::Range<usize>| {
+            let field = &header[range];
+            let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+            String::from_utf8_lossy(&field[..end]).trim().to_owned()
+        };
+        let octal = |range: std::ops::Range<usize>, what: &str| {
+            let field = text(range);
+            u64::from_str_radix(&field, 8).map_err(|_| format!("{what} {field:?} at byte {at}"))
+        };
+        let size = octal(124..136, "size")?;
+        let (name, prefix) = (text(0..100), text(345..500));
+        let path = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let start = at + 512;
+        let end = usize::try_from(size)
+            .ok()
+            .and_then(|s| start.checked_add(s))
+            .filter(|&end| end <= tar.len())
+            .ok_or_else(|| format!("{path}: {size} bytes past the end of the archive"))?;
+        entries.push(TarEntry {
+            path: path.trim_start_matches("./").to_owned(),
+            kind: header[156],
+            mode: u32::try_from(octal(100..108, "mode")?).map_err(|e| e.to_string())?,
+            uid: octal(108..116, "uid")?,
+            gid: octal(116..124, "gid")?,
+            uname: text(265..297),
+            gname: text(297..329),
+            mtime: octal(136..148, "mtime")?,
+            data: tar[start..end].to_vec(),
+        });
+        at = start + (end - start).div_ceil(512) * 512;
+    }
+    Ok(entries)
+}
+
+// ---------------------------------------------------------------------------------------------
 // Building.
 
 pub fn manifest_dir() -> PathBuf {
@@ -122,6 +191,39 @@ pub fn git_commit() -> Option<String> {
     };
     git(&["ls-files", "--error-unmatch", "Cargo.toml"])?;
     git(&["rev-parse", "HEAD"])
+}
+
+/// True when the standard library for `triple` is installed, adding it with rustup if needed.
+pub fn target_ready(triple: &str) -> bool {
+    let installed = || {
+        Command::new(rustc())
+            .args(["--print", "target-libdir", "--target", triple])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+            .and_then(|dir| std::fs::read_dir(dir).ok())
+            .is_some_and(|mut entries| {
+                entries.any(|e| {
+                    e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("libstd-"))
+                })
+            })
+    };
+    installed()
+        || (Command::new("rustup")
+            .args(["target", "add", triple])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+            && installed())
+}
+
+/// A program on `PATH`.
+pub fn find_in_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
 }
 
 /// The rustc beside the cargo that builds these tests.
