@@ -4,7 +4,7 @@
 #   make bench   benchmarks, side by side with the Python original; writes BENCHMARKS.md
 #   make static  static musl release binary (static-arm64: Graviton)
 #   make dist    release archives for amd64 and arm64 with sha256sums.txt, in dist/
-#   make image   the FROM scratch image
+#   make image   the FROM scratch image (ARCH=arm64: the Graviton one, tagged VERSION-arm64)
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -15,15 +15,26 @@ SIM_PORT ?= 51678
 AMD64 := x86_64-unknown-linux-musl
 ARM64 := aarch64-unknown-linux-musl
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+# The commit the binaries record (build.rs, same rule): ECS_EXPORTER_COMMIT, else git's HEAD when
+# git tracks this Cargo.toml, else empty (unknown). It labels the image.
+COMMIT := $(or $(strip $(ECS_EXPORTER_COMMIT)),$(shell git ls-files --error-unmatch Cargo.toml \
+  >/dev/null 2>&1 && git rev-parse --verify --quiet 'HEAD^{commit}'))
 # The archives' file times: the last commit's time unless SOURCE_DATE_EPOCH is set.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
 DIST ?= dist
+ARCH ?= amd64
 TRIPLE_amd64 := $(AMD64)
 TRIPLE_arm64 := $(ARM64)
-IMAGE ?= ecs-container-exporter:$(VERSION)
+IMAGE ?= ecs-container-exporter:$(VERSION)$(if $(filter-out amd64,$(ARCH)),-$(ARCH))
 
-.PHONY: demo test lint bench soak fuzz static static-arm64 dist dist-amd64 dist-arm64 image \
-  clean
+ifneq ($(filter image,$(MAKECMDGOALS)),)
+ifeq ($(TRIPLE_$(ARCH)),)
+$(error ARCH must be amd64 or arm64, not '$(ARCH)')
+endif
+endif
+
+.PHONY: demo test lint bench soak fuzz static static-amd64 static-arm64 dist dist-amd64 \
+  dist-arm64 image clean
 
 demo:
 	$(CARGO) build --release --bins
@@ -65,6 +76,8 @@ static-arm64:
 	  $(CARGO) build --profile dist --target $(ARM64) --bin ecs-container-exporter
 	@ls -l $${CARGO_TARGET_DIR:-target}/$(ARM64)/dist/ecs-container-exporter
 
+static-amd64: static
+
 # Release archives, node_exporter's layout: ecs-container-exporter-VERSION.linux-ARCH.tar.gz
 # holding one directory of that name with the binary, LICENSE and README.md; sha256sums.txt
 # beside them (`sha256sum -c sha256sums.txt`). Reproducible: names sorted, every mtime
@@ -91,11 +104,16 @@ dist-amd64 dist-arm64:
 	mv "$(DIST)/$$name.tar.gz.part" "$(DIST)/$$name.tar.gz"
 	@ls -l $(DIST)/ecs-container-exporter-$(VERSION).linux-$(@:dist-%=%).tar.gz
 
-# The build context is a tar of Dockerfile.scratch and the host-built static binary only, piped
-# to `docker build -` (nothing to pull, nothing else sent). SOURCE= sets the OCI source label.
-image: static
-	tar -c Dockerfile.scratch -C $${CARGO_TARGET_DIR:-target}/$(AMD64)/dist ecs-container-exporter | \
-	  docker build -q -f Dockerfile.scratch --build-arg VERSION=$(VERSION) \
+# The image of one architecture (ARCH=amd64 or arm64), from the static binary built on the host.
+# The build context is a tar of Dockerfile.scratch and that binary only, piped to
+# `docker build -` (nothing to pull, nothing else sent). --platform records the architecture in
+# the image config; with no RUN step nothing is emulated. SOURCE= sets the OCI source label.
+image: static-$(ARCH)
+	set -o pipefail; \
+	tar -c Dockerfile.scratch -C $${CARGO_TARGET_DIR:-target}/$(TRIPLE_$(ARCH))/dist \
+	  ecs-container-exporter | \
+	  docker build -q --platform linux/$(ARCH) -f Dockerfile.scratch \
+	    --build-arg VERSION=$(VERSION) --build-arg REVISION=$(COMMIT) \
 	    --build-arg 'SOURCE=$(SOURCE)' -t $(IMAGE) -
 	@docker image ls $(IMAGE)
 

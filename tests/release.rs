@@ -2,12 +2,13 @@
 //! records (from git, a git worktree, `ECS_EXPORTER_COMMIT`, or unknown outside git); the same
 //! version and commit in `ecs_exporter_build_info`; the LICENSE; the `make dist` archives (layout,
 //! `sha256sum -c`, fixed owners, modes and times, byte-identical across two builds of one commit,
-//! `SOURCE_DATE_EPOCH` respected).
+//! `SOURCE_DATE_EPOCH` respected); and the arm64 image (`make image ARCH=arm64`: config
+//! `linux/arm64`, the labels, one file).
 //!
 //! The second build of the reproducibility test is a clean one (a fresh `CARGO_TARGET_DIR`, umask
 //! 077), for amd64 only: 50 to 95 s on the two shared cores of the development machine. Tests
-//! that need a missing musl target print why on stderr and pass; the build-script tests that
-//! make repositories need `git`.
+//! that need a missing musl target or no Docker engine print why on stderr and pass; the
+//! build-script tests that make repositories need `git`.
 
 mod common;
 
@@ -17,8 +18,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::Instant;
 
 use common::docker::{
-    AMD64, ARM64, TarEntry, built_commit, dist_binary, git_commit, make, manifest_dir, rustc,
-    tar_entries, target_ready,
+    AMD64, ARM64, Cleanup, TarEntry, built_commit, check_image_config, dist_binary, git_commit,
+    image_own_files, inspect, make, manifest_dir, no_engine, rustc, tar_entries, target_ready,
 };
 use common::{EXPORTER, Exporter, Sim};
 
@@ -653,6 +654,92 @@ fn two_builds_of_one_commit_give_identical_archives_dated_by_source_date_epoch()
         "{stderr}"
     );
     assert!(!temp.0.join("fourth").exists(), "nothing written");
+}
+
+// ---------------------------------------------------------------------------------------------
+// make image ARCH=arm64.
+
+#[test]
+fn arm64_image_is_linux_arm64_with_the_labels_and_holds_only_the_arm64_binary() {
+    // The tags and the platform `make image` would use, and a bad ARCH refused (dry runs).
+    for (args, needles) in [
+        (
+            &["ARCH=arm64"][..],
+            [
+                "--platform linux/arm64 ".to_owned(),
+                format!("-t ecs-container-exporter:{VERSION}-arm64 -"),
+                format!("{ARM64}/dist"),
+            ],
+        ),
+        (
+            &[],
+            [
+                "--platform linux/amd64 ".to_owned(),
+                format!("-t ecs-container-exporter:{VERSION} -"),
+                format!("{AMD64}/dist"),
+            ],
+        ),
+    ] {
+        let out = run(Command::new("make")
+            .arg("-C")
+            .arg(manifest_dir())
+            .args(["-n", "image"])
+            .args(args));
+        let plan = String::from_utf8_lossy(&out.stdout);
+        for needle in needles {
+            assert!(
+                plan.contains(&needle),
+                "make -n image {args:?}: no {needle:?} in\n{plan}"
+            );
+        }
+    }
+    let bad = Command::new("make")
+        .arg("-C")
+        .arg(manifest_dir())
+        .args(["-n", "image", "ARCH=x86_64"])
+        .output()
+        .expect("run make");
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("ARCH must be amd64 or arm64, not 'x86_64'"),
+        "{bad:?}"
+    );
+
+    if no_engine() {
+        return;
+    }
+    if !target_ready(ARM64) {
+        eprintln!("skipping: the Rust target {ARM64} is not installed and cannot be added");
+        return;
+    }
+    let pid = std::process::id();
+    let image = format!("ecs-container-exporter-test:{pid}-arm64");
+    let probe = format!("ecx-test-{pid}-arm64-files");
+    let mut env = Cleanup::default();
+    env.images.push(image.clone());
+    env.containers.push(probe.clone());
+    make(&["image", "ARCH=arm64", &format!("IMAGE={image}")]);
+
+    let size = check_image_config(&image, "arm64");
+    let binary = std::fs::read(dist_binary(ARM64, "ecs-container-exporter")).expect("binary");
+    let files = image_own_files(&image, &probe);
+    assert_eq!(
+        files
+            .iter()
+            .map(|f| (f.path.as_str(), f.mode & 0o777))
+            .collect::<Vec<_>>(),
+        [("ecs-container-exporter", 0o755)],
+        "the image holds the exporter binary only"
+    );
+    assert!(
+        files[0].data == binary,
+        "the image's binary is the arm64 dist binary"
+    );
+    eprintln!(
+        "{image}: {}; {size} bytes; binary {} bytes",
+        inspect(&image, "{{.Os}}/{{.Architecture}}"),
+        binary.len()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 //! Docker and the build, through their command lines: the `docker` CLI, a cleanup guard for what
-//! a test creates in the engine, and the Makefile and
+//! a test creates in the engine, the files an image holds, and the Makefile and
 //! `cargo build --profile dist` builds of the static musl binaries (with the paths they land in,
 //! the rustc beside the test's cargo and whether a Rust target is installed). A tar reader serves
-//! the release archives.
+//! `docker export` and the release archives.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -78,6 +78,75 @@ pub fn docker_bytes(args: &[&str]) -> Result<Vec<u8>, String> {
 /// The stdout of a `docker` command as trimmed text, or its stderr as the error.
 pub fn docker(args: &[&str]) -> Result<String, String> {
     docker_bytes(args).map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+}
+
+/// `docker inspect --format <format> <object>`; panics with docker's error.
+pub fn inspect(object: &str, format: &str) -> String {
+    docker(&["inspect", "--format", format, object])
+        .unwrap_or_else(|e| panic!("inspect {object}: {e}"))
+}
+
+/// Checks what `make image` puts in an image's config for `arch` (`amd64` or `arm64`): platform
+/// `linux/<arch>`, user 65534, port 9545, the entrypoint, the HEALTHCHECK with `--healthcheck`,
+/// and the OCI labels, with the version and the commit the binaries record ([`built_commit`]).
+/// Returns the image's size in bytes.
+pub fn check_image_config(image: &str, arch: &str) -> u64 {
+    let config = inspect(
+        image,
+        "{{.Os}}/{{.Architecture}}|{{.Config.User}}|{{json .Config.ExposedPorts}}|\
+         {{json .Config.Entrypoint}}|{{json .Config.Healthcheck.Test}}|{{json .Config.Labels}}|\
+         {{.Size}}",
+    );
+    let fields: Vec<&str> = config.split('|').collect();
+    assert_eq!(fields.len(), 7, "{config}");
+    assert_eq!(fields[0], format!("linux/{arch}"), "platform of {image}");
+    assert_eq!(fields[1], "65534:65534");
+    assert_eq!(fields[2], r#"{"9545/tcp":{}}"#);
+    assert_eq!(fields[3], r#"["/ecs-container-exporter"]"#);
+    assert_eq!(
+        fields[4],
+        r#"["CMD","/ecs-container-exporter","--healthcheck"]"#
+    );
+    for label in [
+        r#""org.opencontainers.image.title":"ecs-container-exporter""#.to_owned(),
+        r#""org.opencontainers.image.licenses":"MIT""#.to_owned(),
+        r#""org.opencontainers.image.source":"#.to_owned(),
+        format!(
+            r#""org.opencontainers.image.version":"{}""#,
+            env!("CARGO_PKG_VERSION")
+        ),
+        format!(
+            r#""org.opencontainers.image.revision":"{}""#,
+            built_commit().unwrap_or_default()
+        ),
+    ] {
+        assert!(fields[5].contains(&label), "label {label} in {}", fields[5]);
+    }
+    fields[6]
+        .parse()
+        .unwrap_or_else(|_| panic!("image size {:?}", fields[6]))
+}
+
+/// The files of an image that are its own: `docker export` of a container created (never started)
+/// from it as `probe`, without what the engine adds to every container (`/.dockerenv`, `/etc/hosts`,
+/// ..., `/dev`, `/proc`, `/sys`). The caller removes `probe` (see [`Cleanup`]).
+pub fn image_own_files(image: &str, probe: &str) -> Vec<TarEntry> {
+    docker(&["create", "--name", probe, image]).expect("docker create");
+    let tar = docker_bytes(&["export", probe]).expect("docker export");
+    tar_entries(&tar)
+        .unwrap_or_else(|e| panic!("docker export {probe}: {e}"))
+        .into_iter()
+        .filter(|e| matches!(e.kind, b'0' | 0 | b'1' | b'2'))
+        .filter(|e| {
+            let path = e.path.as_str();
+            !matches!(
+                path,
+                ".dockerenv" | "etc/hostname" | "etc/hosts" | "etc/resolv.conf" | "etc/mtab"
+            ) && !path.starts_with("dev/")
+                && !path.starts_with("proc/")
+                && !path.starts_with("sys/")
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
