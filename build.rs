@@ -1,7 +1,9 @@
 //! Build script: records the Rust target triple and the git commit the binary is built from, as
-//! the compile-time variables `ECS_EXPORTER_TARGET` and `ECS_EXPORTER_COMMIT` (empty when
-//! unknown) that `src/version.rs` reads for `--version`, `ecs_exporter_build_info` and the image
-//! labels.
+//! the compile-time variables `ECS_EXPORTER_BUILD_TARGET` and `ECS_EXPORTER_BUILD_COMMIT` (empty
+//! when unknown) that `src/version.rs` reads for `--version` and `ecs_exporter_build_info`.
+//! They are named apart from the `ECS_EXPORTER_COMMIT` input because cargo also sets them in the
+//! environment of `cargo test` and `cargo run`: a build started from there (the tests run `make`)
+//! must not take them for a packager's override.
 //!
 //! The commit is, in this order:
 //! 1. `ECS_EXPORTER_COMMIT` from the environment, for packagers who build outside git: 7 to 64
@@ -26,7 +28,7 @@ fn main() -> ExitCode {
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-env-changed={OVERRIDE}");
     println!(
-        "cargo::rustc-env=ECS_EXPORTER_TARGET={}",
+        "cargo::rustc-env=ECS_EXPORTER_BUILD_TARGET={}",
         env::var("TARGET").unwrap_or_default()
     );
     let commit = match env::var(OVERRIDE) {
@@ -60,7 +62,7 @@ fn main() -> ExitCode {
             }
         }
     };
-    println!("cargo::rustc-env=ECS_EXPORTER_COMMIT={commit}");
+    println!("cargo::rustc-env=ECS_EXPORTER_BUILD_COMMIT={commit}");
     ExitCode::SUCCESS
 }
 

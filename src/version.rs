@@ -8,10 +8,10 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The git commit (hex) the binary was built from; `None` when the build knew none (a source
 /// tree without git and no `ECS_EXPORTER_COMMIT`).
-pub const COMMIT: Option<&str> = non_empty(env!("ECS_EXPORTER_COMMIT"));
+pub const COMMIT: Option<&str> = non_empty(env!("ECS_EXPORTER_BUILD_COMMIT"));
 
 /// The Rust target triple the binary was built for, e.g. `x86_64-unknown-linux-musl`.
-pub const TARGET: &str = env!("ECS_EXPORTER_TARGET");
+pub const TARGET: &str = env!("ECS_EXPORTER_BUILD_TARGET");
 
 const UNKNOWN: &str = "unknown";
 

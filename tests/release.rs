@@ -114,7 +114,7 @@ fn host_triple() -> String {
 #[derive(Debug)]
 struct ScriptRun {
     code: Option<i32>,
-    /// `cargo::rustc-env=ECS_EXPORTER_COMMIT=...`, `None` when not printed.
+    /// `cargo::rustc-env=ECS_EXPORTER_BUILD_COMMIT=...`, `None` when not printed.
     commit: Option<String>,
     target: Option<String>,
     watched: Vec<PathBuf>,
@@ -172,8 +172,8 @@ impl BuildScript {
         };
         ScriptRun {
             code: out.status.code(),
-            commit: value("cargo::rustc-env=ECS_EXPORTER_COMMIT="),
-            target: value("cargo::rustc-env=ECS_EXPORTER_TARGET="),
+            commit: value("cargo::rustc-env=ECS_EXPORTER_BUILD_COMMIT="),
+            target: value("cargo::rustc-env=ECS_EXPORTER_BUILD_TARGET="),
             watched: stdout
                 .lines()
                 .filter_map(|l| l.strip_prefix("cargo::rerun-if-changed="))
