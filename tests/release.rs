@@ -6,7 +6,7 @@
 //! `linux/arm64`, the labels, one file).
 //!
 //! The second build of the reproducibility test is a clean one (a fresh `CARGO_TARGET_DIR`, umask
-//! 077), for amd64 only: 50 to 95 s on the two shared cores of the development machine. Tests
+//! 077), for amd64 only: 45 to 95 s on the two shared cores of the development machine. Tests
 //! that need a missing musl target or no Docker engine print why on stderr and pass; the
 //! build-script tests that make repositories need `git`.
 
