@@ -86,6 +86,10 @@ pub struct Args {
     /// ECS healthCheck in an image without a shell)
     #[argh(switch)]
     pub healthcheck: bool,
+
+    /// print the version, git commit and target of this binary, and exit
+    #[argh(switch, short = 'V')]
+    pub version: bool,
 }
 
 /// What to do.
@@ -94,6 +98,8 @@ pub enum Command {
     Run(Config),
     /// GET `/health` on this address.
     Healthcheck(SocketAddr),
+    /// Print the version line (`core::version::line`).
+    Version,
 }
 
 /// Where DogStatsD lines go.
@@ -208,6 +214,10 @@ impl Lookup<'_> {
 
 /// Validates arguments and environment into a command.
 pub fn resolve(args: Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Command, ConfigError> {
+    // Before any value is checked: the version is asked for when something is wrong.
+    if args.version {
+        return Ok(Command::Version);
+    }
     let lookup = Lookup { env };
     let port = lookup.get(
         args.exporter_port,

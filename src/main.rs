@@ -1,5 +1,6 @@
 //! The `ecs-container-exporter` binary: parse the configuration, start the threads, wait for
-//! SIGTERM or SIGINT, finish in-flight answers, exit 0. Bad configuration exits 2 with one line.
+//! SIGTERM or SIGINT, finish in-flight answers, exit 0. Bad configuration exits 2 with one line;
+//! `--version` prints one line and exits 0.
 
 use std::process::ExitCode;
 use std::sync::{Arc, mpsc};
@@ -9,6 +10,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use ecs_container_exporter::config::{self, Command, Config, Parsed};
+use ecs_container_exporter::core::version;
 use ecs_container_exporter::poller;
 use ecs_container_exporter::serve::state::State;
 use ecs_container_exporter::serve::{http, routes, statsd};
@@ -41,6 +43,10 @@ fn main() -> ExitCode {
         }
     };
     match command {
+        Command::Version => {
+            println!("{}", version::line());
+            ExitCode::SUCCESS
+        }
         Command::Healthcheck(addr) if http::check_health(addr) => ExitCode::SUCCESS,
         Command::Healthcheck(_) => ExitCode::FAILURE,
         Command::Run(config) => match run(&config) {

@@ -28,7 +28,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::docker::{
-    AMD64, Cleanup, cargo_dist, dist_binary, docker, docker_bytes, make, no_engine, rustc,
+    AMD64, Cleanup, cargo_dist, check_image_config, dist_binary, docker, image_own_files, inspect,
+    make, no_engine, rustc,
 };
 use common::{Scrape, http_get, parse_strict, wait_for};
 
@@ -255,87 +256,21 @@ fn scrape(addr: SocketAddr) -> Result<Scrape, String> {
 /// The image's configuration and its files (`docker export` of a created, never started,
 /// container): the exporter binary is the only file of its own.
 fn check_image(image: &str, probe: &str) {
-    let config = inspect(
-        image,
-        "{{.Config.User}}|{{json .Config.ExposedPorts}}|{{json .Config.Entrypoint}}|\
-         {{json .Config.Healthcheck.Test}}|{{json .Config.Labels}}|{{.Size}}",
-    );
-    let fields: Vec<&str> = config.split('|').collect();
-    assert_eq!(fields.len(), 6, "{config}");
-    assert_eq!(fields[0], "65534:65534");
-    assert_eq!(fields[1], r#"{"9545/tcp":{}}"#);
-    assert_eq!(fields[2], r#"["/ecs-container-exporter"]"#);
-    assert_eq!(
-        fields[3],
-        r#"["CMD","/ecs-container-exporter","--healthcheck"]"#
-    );
-    for label in [
-        r#""org.opencontainers.image.title":"ecs-container-exporter""#,
-        r#""org.opencontainers.image.licenses":"MIT""#,
-        r#""org.opencontainers.image.source":"#,
-        &format!(
-            r#""org.opencontainers.image.version":"{}""#,
-            env!("CARGO_PKG_VERSION")
-        ),
-    ] {
-        assert!(fields[4].contains(label), "label {label} in {}", fields[4]);
-    }
+    let size = check_image_config(image, "amd64");
     let binary = std::fs::metadata(dist_binary(AMD64, "ecs-container-exporter"))
         .expect("the static binary")
         .len();
-    eprintln!(
-        "image {image}: {} bytes; static binary {binary} bytes",
-        fields[5]
-    );
+    eprintln!("image {image}: {size} bytes; static binary {binary} bytes");
 
-    docker(&["create", "--name", probe, image]).expect("docker create");
-    let tar = docker_bytes(&["export", probe]).expect("docker export");
-    let files = tar_files(&tar);
-    let own: Vec<&(String, u64)> = files
-        .iter()
-        .filter(|(path, _)| {
-            !matches!(
-                path.as_str(),
-                ".dockerenv" | "etc/hostname" | "etc/hosts" | "etc/resolv.conf" | "etc/mtab"
-            ) && !path.starts_with("dev/")
-                && !path.starts_with("proc/")
-                && !path.starts_with("sys/")
-        })
+    let files: Vec<(String, u64)> = image_own_files(image, probe)
+        .into_iter()
+        .map(|f| (f.path, f.data.len() as u64))
         .collect();
     assert_eq!(
-        own,
-        [&("ecs-container-exporter".to_owned(), binary)],
-        "the image holds the exporter binary only: {files:?}"
+        files,
+        [("ecs-container-exporter".to_owned(), binary)],
+        "the image holds the exporter binary only"
     );
-}
-
-/// Regular files and symlinks of a tar archive: (path, size).
-fn tar_files(tar: &[u8]) -> Vec<(String, u64)> {
-    let mut files = Vec::new();
-    let mut at = 0;
-    while let Some(header) = tar.get(at..at + 512) {
-        if header.iter().all(|&b| b == 0) {
-            break;
-        }
-        let text = |range: std::ops::Range<usize>| {
-            let field = &header[range];
-            let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
-            String::from_utf8_lossy(&field[..end]).trim().to_owned()
-        };
-        let size = u64::from_str_radix(&text(124..136), 8).unwrap_or(0);
-        let (name, prefix) = (text(0..100), text(345..500));
-        let path = if prefix.is_empty() {
-            name
-        } else {
-            format!("{prefix}/{name}")
-        };
-        if matches!(header[156], b'0' | 0 | b'1' | b'2') {
-            files.push((path.trim_start_matches("./").to_owned(), size));
-        }
-        let blocks = usize::try_from(size.div_ceil(512)).unwrap_or(usize::MAX / 1024);
-        at += 512 + blocks * 512;
-    }
-    files
 }
 
 /// A scratch image with the static simulator (the entrypoint) and `/udp-recv`, a UDP receiver
@@ -403,11 +338,6 @@ fn docker_status(args: &[&str]) -> Option<i32> {
         .status()
         .ok()
         .and_then(|s| s.code())
-}
-
-fn inspect(object: &str, format: &str) -> String {
-    docker(&["inspect", "--format", format, object])
-        .unwrap_or_else(|e| panic!("inspect {object}: {e}"))
 }
 
 /// stdout and stderr of a container, together.

@@ -1,7 +1,7 @@
 //! The shipped musl binaries: `make static` (x86_64) and `make static-arm64` (aarch64, Graviton)
 //! give static (no ELF interpreter, no needed libraries), stripped executables, and the aarch64
-//! one runs under `qemu-aarch64-static`: `--help` exits 0 and it serves `/metrics` from the
-//! host-built simulator on 127.0.0.1.
+//! one runs under `qemu-aarch64-static`: `--help` exits 0, `--version` names its target, and it
+//! serves `/metrics` from the host-built simulator on 127.0.0.1.
 //!
 //! Builds go through the Makefile (profile `dist`) into `$CARGO_TARGET_DIR` (else `./target`).
 //! A test whose Rust target cannot be installed, or that needs a missing
@@ -9,14 +9,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::docker::{AMD64, cargo_dist, dist_binary, make, rustc};
+use common::docker::{AMD64, ARM64, cargo_dist, dist_binary, find_in_path, make, target_ready};
 use common::{Sim, free_port, http_get, parse_strict, wait_for};
 
-const ARM64: &str = "aarch64-unknown-linux-musl";
 const EM_X86_64: u16 = 62;
 const EM_AARCH64: u16 = 183;
 
@@ -46,6 +45,13 @@ fn amd64_binaries_are_static_and_stripped() {
         .expect("run the static binary");
     assert!(help.status.success(), "--help: {help:?}");
     assert!(String::from_utf8_lossy(&help.stdout).contains("--metadata-url"));
+    let version = Command::new(dist_binary(AMD64, "ecs-container-exporter"))
+        .arg("--version")
+        .output()
+        .expect("run the static binary");
+    assert!(version.status.success(), "--version: {version:?}");
+    let line = String::from_utf8_lossy(&version.stdout);
+    assert!(line.contains(&format!(", target {AMD64}\n")), "{line}");
 }
 
 #[test]
@@ -79,6 +85,17 @@ fn arm64_binary_is_static_and_serves_metrics_under_qemu() {
         .expect("run qemu-aarch64-static");
     assert!(help.status.success(), "--help under qemu: {help:?}");
     assert!(String::from_utf8_lossy(&help.stdout).contains("--metadata-url"));
+    let version = Command::new(&qemu)
+        .arg(&path)
+        .arg("--version")
+        .output()
+        .expect("run qemu-aarch64-static");
+    assert!(
+        version.status.success(),
+        "--version under qemu: {version:?}"
+    );
+    let line = String::from_utf8_lossy(&version.stdout);
+    assert!(line.contains(&format!(", target {ARM64}\n")), "{line}");
 
     // Against the host-built simulator, on loopback only.
     let sim = Sim::start(&["--containers", "4", "--refresh-secs", "0"]);
@@ -157,41 +174,6 @@ impl Drop for KillOnDrop {
             .stderr(Stdio::null())
             .status();
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Tools: a Rust target, a program on PATH (the builds and their paths are in `common::docker`).
-
-/// True when the standard library for `triple` is installed, adding it with rustup if needed.
-fn target_ready(triple: &str) -> bool {
-    let installed = || {
-        Command::new(rustc())
-            .args(["--print", "target-libdir", "--target", triple])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
-            .and_then(|dir| std::fs::read_dir(dir).ok())
-            .is_some_and(|mut entries| {
-                entries.any(|e| {
-                    e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("libstd-"))
-                })
-            })
-    };
-    installed()
-        || (Command::new("rustup")
-            .args(["target", "add", triple])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-            && installed())
-}
-
-fn find_in_path(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
 }
 
 // ---------------------------------------------------------------------------------------------

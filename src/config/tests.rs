@@ -262,6 +262,17 @@ fn bad_docker_settings_are_one_line_naming_the_source() {
 }
 
 #[test]
+fn version_needs_no_url_and_wins_over_bad_values() {
+    for args in [&["--version"][..], &["-V"], &["--interval", "abc", "-V"]] {
+        assert_eq!(
+            run(args, &[("EXPORTER_PORT", "0")]),
+            Ok(Command::Version),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
 fn healthcheck_needs_no_url_and_targets_loopback() {
     assert_eq!(
         run(&["--healthcheck"], &[("EXPORTER_PORT", "9000")]),

@@ -6,6 +6,7 @@
 //! rendered beside each poll's snapshot. Out of scope: the poll's own numbers (`compute`).
 
 use crate::core::snapshot::{Family, Kind, Value};
+use crate::core::version;
 
 /// Endpoints the poller calls, for error counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,10 +95,13 @@ pub fn families(health: &Health) -> Vec<Family> {
     let mut build = Family::new(
         "ecs_exporter_build_info",
         Kind::Gauge,
-        "The exporter's version, value 1",
+        "The exporter's version and the git commit it was built from, value 1",
     );
     build.push(
-        vec![("version", env!("CARGO_PKG_VERSION").to_owned())],
+        vec![
+            ("version", version::VERSION.to_owned()),
+            ("revision", version::revision().to_owned()),
+        ],
         Value::Unsigned(1),
     );
     let mut up_family = Family::new(

@@ -5,7 +5,7 @@
 //! - [`payload`]: the Task Metadata Endpoint's JSON into plain types (the one file that reads
 //!   JSON), and [`docker`]: the Docker Engine API's JSON into the same types.
 //! - [`compute`]: two polls → a [`snapshot::Snapshot`], every formula of SPEC §3.
-//! - [`health`]: the exporter's own state and families.
+//! - [`health`]: the exporter's own state and families; [`version`]: what this binary is.
 //! - [`exposition`]: Prometheus text 0.0.4 and OpenMetrics 1.0.0; [`dogstatsd`]: 2.x StatsD
 //!   lines packed into datagrams.
 
@@ -17,3 +17,4 @@ pub mod health;
 pub mod payload;
 pub mod rfc3339;
 pub mod snapshot;
+pub mod version;
