@@ -11,6 +11,7 @@ use std::net::UdpSocket;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::prometheus::promtool_installed;
 use common::{
     EXPORTER, Exporter, Scrape, Sim, free_port, http_get, http_request, parse_strict, wait_for,
 };
@@ -34,7 +35,7 @@ const METADATA_ONLY: [&str; 9] = [
 ];
 
 /// Families that every profile of the simulator has series for.
-const ALWAYS: [&str; 37] = [
+const ALWAYS: [&str; 39] = [
     "ecs_task_cpu_limit",
     "ecs_task_mem_limit",
     "ecs_task_cpu_usage_ratio",
@@ -59,6 +60,8 @@ const ALWAYS: [&str; 37] = [
     "ecs_task_info",
     "ecs_container_info",
     "ecs_container_known_status",
+    "ecs_container_health_status",
+    "ecs_container_restarts_total",
     "ecs_container_exit_code",
     "ecs_container_start_time_seconds",
     "ecs_container_cpu_usage_seconds_total",
@@ -375,15 +378,6 @@ fn promtool_check(text: &str) -> (bool, String) {
     (out.status.success(), printed)
 }
 
-fn promtool_installed() -> bool {
-    Command::new("promtool")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 // ---------------------------------------------------------------------------------------------
 // 1. Every simulator profile.
 
@@ -615,6 +609,13 @@ fn check_profile(e: &Expect) {
         }
     }
 
+    // Every exported container reports its `RestartCount`, 0 at the start.
+    let restarts = s1.series("ecs_container_restarts_total");
+    assert_eq!(restarts.len(), names.len() - 1, "{p}: {restarts:?}");
+    for (labels, v) in restarts {
+        assert_eq!(v, 0.0, "{p}: {labels:?}");
+    }
+
     // Two polls: counters never go down, and the ones that advance in the simulator do.
     let s2 = next_poll(&exporter, &s1);
     for (name, kind) in &s1.types {
@@ -652,7 +653,7 @@ fn fargate_scrape_is_strict_with_cgroup_v1_families_task_limits_and_advancing_co
         task_mem_limit: Some(512.0),
         shared_network: true,
         ephemeral: true,
-        health: None,
+        health: Some(("ecs-exporter", "healthy")),
         hidden: &[],
     });
 }
@@ -666,7 +667,7 @@ fn ec2_bridge_scrape_sums_network_over_containers_and_has_no_percpu_or_iops() {
         task_mem_limit: None,
         shared_network: false,
         ephemeral: false,
-        health: None,
+        health: Some(("ecs-exporter", "healthy")),
         hidden: &[],
     });
 }
@@ -694,7 +695,7 @@ fn ec2_awsvpc_scrape_counts_the_shared_interface_once_and_hides_the_pause_contai
         task_mem_limit: Some(256.0),
         shared_network: true,
         ephemeral: false,
-        health: None,
+        health: Some(("ecs-exporter", "healthy")),
         hidden: &[PAUSE],
     });
 }
