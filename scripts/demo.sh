@@ -12,7 +12,7 @@
 # Settings (environment; the Makefile passes its variables): PROFILE (fargate), INTERVAL (10),
 # PORT (9545, the exporter), SIM_PORT (51678), PROM_PORT (19090), CARGO (cargo).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 PROFILE=${PROFILE:-fargate}
 INTERVAL=${INTERVAL:-10}
@@ -41,7 +41,9 @@ checks=("SIM_PORT $SIM_PORT the simulator" "PORT $PORT the exporter")
 seen=" "
 for check in "${checks[@]}"; do
   read -r var port what <<<"$check"
-  [[ "$port" =~ ^[0-9]+$ ]] && ((port > 0 && port < 65536)) || die "$var=$port is not a port number"
+  if ! [[ "$port" =~ ^[0-9]+$ ]] || ((port < 1 || port > 65535)); then
+    die "$var=$port is not a port number"
+  fi
   [[ "$seen" == *" $port "* ]] && die "$var=$port: two of SIM_PORT, PORT, PROM_PORT are the same port"
   seen+="$port "
   if in_use "$port"; then
