@@ -32,6 +32,14 @@ die() { echo "demo: $*" >&2; exit 1; }
 # Something accepts connections on 127.0.0.1:$1 (a listener on 0.0.0.0 or :: counts too).
 in_use() { timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 
+# http_status <port> <path>: the status code of a GET on 127.0.0.1 (no curl needed).
+# shellcheck disable=SC2016 # the inner script reads its arguments, $0 and $1
+http_status() {
+  timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0"
+    printf "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" "$1" >&3
+    read -r _ code _ <&3 && echo "$code"' "$1" "$2" 2>/dev/null
+}
+
 # --- Before anything starts ---------------------------------------------------------------
 if ((with_prometheus)) && ! command -v prometheus >/dev/null 2>&1; then
   die "prometheus is not installed (Debian: apt-get install prometheus); 'make demo' runs without it"
@@ -135,9 +143,13 @@ echo "  simulated ECS task ($PROFILE, --life) at http://127.0.0.1:$SIM_PORT/task
 echo "    controls: http://127.0.0.1:$SIM_PORT/control/state (README: the simulator)"
 echo "  exporter polling every ${INTERVAL}s:  curl localhost:$PORT/metrics"
 if ((with_prometheus)); then
+  # Debian's package serves only the classic UI, under /classic/; upstream's at the root.
+  ui=""
+  [[ "$(http_status "$PROM_PORT" /classic/alerts)" == 200 ]] && ui=/classic
+  url="http://127.0.0.1:$PROM_PORT$ui"
   echo "  Prometheus with monitoring/'s rules:"
-  echo "    graph:  http://127.0.0.1:$PROM_PORT/graph?g0.expr=task%3Aecs_container_cpu_usage_seconds%3Arate5m&g0.tab=0&g0.range_input=15m"
-  echo "    alerts: http://127.0.0.1:$PROM_PORT/alerts"
+  echo "    graph:  $url/graph?g0.expr=task%3Aecs_container_cpu_usage_seconds%3Arate5m&g0.tab=0&g0.range_input=15m"
+  echo "    alerts: $url/alerts"
 fi
 echo "  --life: a container turns unhealthy at 1:00 for 3 minutes, every 5; another restarts at 2:00, then every 6"
 echo "  (numbers that need two samples appear after the first interval; Ctrl-C stops everything)"
