@@ -14,7 +14,7 @@
 //! So a 10-minute demo shows, with `monitoring/`'s rules (`for: 1m`):
 //! `EcsContainerUnhealthy` pending at ~1:00, firing at ~2:00, resolved at
 //! ~4:00, pending again at ~6:00, firing ~7:00, resolved ~9:00; and
-//! `EcsContainerRestarted` pending at ~2:00, firing ~3:00, resolved at ~7:00
+//! `EcsContainerRestarting` pending at ~2:00, firing ~3:00, resolved at ~7:00
 //! (5 minutes after the restart), pending again at ~8:00, firing ~9:00.
 
 /// Health: the period, and the times in it at which the container turns unhealthy and healthy.
