@@ -1,5 +1,6 @@
 # ecs-container-exporter — every entry point a newcomer needs.
 #   make demo    run the exporter against a simulated ECS task: curl localhost:9545/metrics
+#   make demo-prometheus   the same plus a Prometheus with monitoring/'s rules (graph, alerts)
 #   make test    every test, on the host target (what .ci/run calls)
 #   make bench   benchmarks, side by side with the Python original; writes BENCHMARKS.md
 #   make bench-tiny-http   tiny_http 0.12.0 vs our HTTP server (accept errors, idle connections)
@@ -13,6 +14,7 @@ PROFILE ?= fargate
 INTERVAL ?= 10
 PORT ?= 9545
 SIM_PORT ?= 51678
+PROM_PORT ?= 19090
 AMD64 := x86_64-unknown-linux-musl
 ARM64 := aarch64-unknown-linux-musl
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
@@ -34,19 +36,19 @@ $(error ARCH must be amd64 or arm64, not '$(ARCH)')
 endif
 endif
 
-.PHONY: demo test lint bench bench-tiny-http soak fuzz static static-amd64 static-arm64 dist \
-  dist-amd64 dist-arm64 image clean
+.PHONY: demo demo-prometheus test lint bench bench-tiny-http soak fuzz static static-amd64 \
+  static-arm64 dist dist-amd64 dist-arm64 image clean
+
+# scripts/demo.sh checks the ports first, builds, starts everything on 127.0.0.1 and stops all
+# of it on Ctrl-C (see the script's header).
+DEMO = PROFILE='$(PROFILE)' INTERVAL='$(INTERVAL)' PORT='$(PORT)' SIM_PORT='$(SIM_PORT)' \
+  PROM_PORT='$(PROM_PORT)' CARGO='$(CARGO)' bash scripts/demo.sh
 
 demo:
-	$(CARGO) build --release --bins
-	@set -m; trap 'kill 0' EXIT INT TERM; \
-	./target/release/ecs-task-sim --listen 127.0.0.1:$(SIM_PORT) --profile $(PROFILE) >/dev/null & \
-	sleep 0.3; \
-	echo; echo "  simulated ECS task ($(PROFILE)) at http://127.0.0.1:$(SIM_PORT)/task"; \
-	echo "  exporter polling every $(INTERVAL)s:  curl localhost:$(PORT)/metrics"; \
-	echo "  (numbers that need two samples appear after the first interval; Ctrl-C stops both)"; echo; \
-	./target/release/ecs-container-exporter --metadata-url http://127.0.0.1:$(SIM_PORT) \
-	  --exporter-port $(PORT) --interval $(INTERVAL)
+	@$(DEMO)
+
+demo-prometheus:
+	@$(DEMO) --prometheus
 
 test:
 	$(CARGO) test --all-targets

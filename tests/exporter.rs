@@ -11,6 +11,7 @@ use std::net::UdpSocket;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::prometheus::promtool_installed;
 use common::{
     ADDED_FAMILIES, EXPORTER, Exporter, LEGACY_FAMILIES, Scrape, Sim, free_port, http_get,
     http_request, parse_strict, wait_for,
@@ -42,9 +43,7 @@ const CGROUP_V1_ONLY: [&str; 3] = [
 ];
 
 /// Added families that only some profiles or settings have.
-const SOMETIMES: [&str; 5] = [
-    "ecs_container_health_status",
-    "ecs_container_restarts_total",
+const SOMETIMES: [&str; 3] = [
     "ecs_task_ephemeral_storage_used_bytes",
     "ecs_task_ephemeral_storage_reserved_bytes",
     "ecs_exporter_statsd_errors_total",
@@ -359,15 +358,6 @@ fn promtool_check(text: &str) -> (bool, String) {
     (out.status.success(), printed)
 }
 
-fn promtool_installed() -> bool {
-    Command::new("promtool")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 // ---------------------------------------------------------------------------------------------
 // 1. Every simulator profile.
 
@@ -595,6 +585,13 @@ fn check_profile(e: &Expect) {
         }
     }
 
+    // Every exported container reports its `RestartCount`, 0 at the start.
+    let restarts = s1.series("ecs_container_restarts_total");
+    assert_eq!(restarts.len(), names.len() - 1, "{p}: {restarts:?}");
+    for (labels, v) in restarts {
+        assert_eq!(v, 0.0, "{p}: {labels:?}");
+    }
+
     // Two polls: counters never go down, and the ones that advance in the simulator do.
     let s2 = next_poll(&exporter, &s1);
     for (name, kind) in &s1.types {
@@ -632,7 +629,7 @@ fn fargate_scrape_is_strict_with_cgroup_v1_families_task_limits_and_advancing_co
         task_mem_limit: Some(512.0),
         shared_network: true,
         ephemeral: true,
-        health: None,
+        health: Some(("ecs-exporter", "healthy")),
         hidden: &[],
     });
 }
@@ -646,7 +643,7 @@ fn ec2_bridge_scrape_sums_network_over_containers_and_has_no_percpu_or_iops() {
         task_mem_limit: None,
         shared_network: false,
         ephemeral: false,
-        health: None,
+        health: Some(("ecs-exporter", "healthy")),
         hidden: &[],
     });
 }
@@ -674,7 +671,7 @@ fn ec2_awsvpc_scrape_counts_the_shared_interface_once_and_hides_the_pause_contai
         task_mem_limit: Some(256.0),
         shared_network: true,
         ephemeral: false,
-        health: None,
+        health: Some(("ecs-exporter", "healthy")),
         hidden: &[PAUSE],
     });
 }

@@ -24,24 +24,24 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use common::prometheus::{
+    Prometheus, encode, get, prometheus_version, sample_millis, sample_value,
+};
 use common::{Exporter, LEGACY_FAMILIES, Sim, free_port, http_get, parse_strict, wait_for};
-use serde_json::Value;
 
 /// The families of SPEC §3 that must reach Prometheus: [`LEGACY_FAMILIES`] and these.
-/// `ecs_container_restarts_total` is left out: no simulator profile has a `RestartCount`.
 const SPEC_FAMILIES_BEYOND_LEGACY: &[&str] = &[
     "ecs_task_exporter_status",
     "ecs_task_info",
     "ecs_container_info",
     "ecs_container_known_status",
     "ecs_container_health_status",
+    "ecs_container_restarts_total",
     "ecs_container_exit_code",
     "ecs_container_start_time_seconds",
     "ecs_container_cpu_usage_seconds_total",
@@ -78,194 +78,6 @@ const SCRAPE_PROBLEMS_REQUIRED: &[&str] = &[
     "prometheus_target_scrapes_sample_duplicate_timestamp_total",
 ];
 const JOBS: &[&str] = &["direct", "om", "text", "managed"];
-
-// ---------------------------------------------------------------------------------------------
-// A temporary directory, removed on drop.
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!(
-            "ecs-exporter-prometheus-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The Prometheus server.
-
-/// `prometheus --version` → (major, minor), or `None` when the binary is not on PATH.
-fn prometheus_version() -> Option<(u32, u32)> {
-    let out = Command::new("prometheus").arg("--version").output().ok()?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let version = text
-        .split_whitespace()
-        .skip_while(|w| *w != "version")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no version in {text:?}"));
-    let mut parts = version.split(['.', '+', '-']);
-    let major = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-    let minor = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-    Some((major, minor))
-}
-
-/// A Prometheus server on 127.0.0.1 with its config and TSDB in a temp dir; killed on drop.
-struct Prometheus {
-    child: Child,
-    addr: SocketAddr,
-    dir: TempDir,
-}
-
-impl Prometheus {
-    fn start(config: &str) -> Prometheus {
-        let dir = TempDir::new();
-        let config_path = dir.0.join("prometheus.yml");
-        std::fs::write(&config_path, config).expect("write config");
-        let log = std::fs::File::create(dir.0.join("prometheus.log")).expect("log file");
-        let port = free_port();
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.0.join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .arg("--log.level=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("start prometheus");
-        let mut prometheus = Prometheus { child, addr, dir };
-        let ready = wait_for(Duration::from_secs(15), || {
-            matches!(get(addr, "/-/ready"), Ok((200, _)))
-        });
-        if !ready {
-            let status = prometheus.child.try_wait();
-            panic!(
-                "prometheus not ready on {addr} ({status:?}):\n{}",
-                prometheus.log()
-            );
-        }
-        prometheus
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.0.join("prometheus.log")).unwrap_or_default()
-    }
-
-    /// `GET path` → the `data` of a successful API answer.
-    fn api(&self, path: &str) -> Value {
-        let (status, body) = get(self.addr, path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        let json: Value = serde_json::from_str(&body)
-            .unwrap_or_else(|e| panic!("GET {path}: {status} {e}: {body}"));
-        assert_eq!(
-            (status, json["status"].as_str()),
-            (200, Some("success")),
-            "GET {path}: {body}"
-        );
-        json["data"].clone()
-    }
-
-    /// An instant query (at `time`, Unix seconds, when given): the result array.
-    fn query(&self, promql: &str, time: Option<f64>) -> Vec<Value> {
-        let mut path = format!("/api/v1/query?query={}", encode(promql));
-        if let Some(t) = time {
-            path.push_str(&format!("&time={t:.3}"));
-        }
-        let data = self.api(&path);
-        data["result"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{promql}: no result array: {data}"))
-            .clone()
-    }
-
-    /// The active targets by job.
-    fn targets(&self) -> BTreeMap<String, Value> {
-        let data = self.api("/api/v1/targets?state=active");
-        data["activeTargets"]
-            .as_array()
-            .expect("activeTargets")
-            .iter()
-            .map(|t| {
-                let job = t["labels"]["job"].as_str().unwrap_or("").to_owned();
-                (job, t.clone())
-            })
-            .collect()
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// GET over HTTP/1.0 (so Go answers without chunked encoding): (status, body).
-fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let raw = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("no status in {head:?}")))?;
-    Ok((status, body.to_owned()))
-}
-
-/// Percent-encodes a query parameter value.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// A sample's value from the API (`[ts, "value"]`) as f64 (Go writes the shortest round trip).
-fn sample_value(pair: &Value) -> f64 {
-    pair[1]
-        .as_str()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("bad sample {pair}"))
-}
-
-/// A sample's timestamp in milliseconds.
-fn sample_millis(pair: &Value) -> i64 {
-    (pair[0]
-        .as_f64()
-        .unwrap_or_else(|| panic!("bad sample {pair}"))
-        * 1000.0)
-        .round() as i64
-}
 
 /// The value of the first line of an exposition that starts with `series ` (either format).
 fn line_value(body: &str, series: &str) -> Option<f64> {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Measures the budgets of the shipped artefacts and prints a markdown table:
-#   amd64 static binary ≤ 1.0 MiB (stripped) · image ≤ 1.1 MiB ·
-#   RSS after 1,000 scrapes of a 4-container task ≤ 2 MiB (host process, and in the container) ·
+#   amd64 static binary ≤ 1.0 MiB (1,048,576 B, stripped) · image ≤ 1.1 MiB ·
+#   RSS after 1,000 scrapes of a 4-container task ≤ 1.1 MiB (issue #13; host process, and in the
+#   container) ·
 #   start to first /metrics answer ≤ 20 ms.
 # Budgets are measured and reported, never asserted (the script exits 0 when a budget is missed).
 #
@@ -17,6 +18,7 @@ cd "$(dirname "$0")/../.."
 AMD64=x86_64-unknown-linux-musl
 T=${CARGO_TARGET_DIR:-target}
 MIB=1048576
+RSS_LIMIT_KIB=1126.4 # 1.1 MiB
 RUNS=${RUNS:-20}
 SCRAPES=${SCRAPES:-1000}
 TAG=budgets-$$
@@ -119,7 +121,7 @@ if docker version >/dev/null 2>&1; then DOCKER=1; fi
 rows=()
 row() { rows+=("| $1 | $2 | $3 | $4 |"); }
 
-row "amd64 static binary, stripped" "≤ 1.0 MiB" "$BIN_BYTES B ($(mib "$BIN_BYTES"))" \
+row "amd64 static binary, stripped" "≤ 1.0 MiB (1,048,576 B)" "$BIN_BYTES B ($(mib "$BIN_BYTES"))" \
   "$(verdict "$BIN_BYTES" "$MIB")"
 
 if [[ $DOCKER == 1 ]]; then
@@ -144,8 +146,8 @@ wait_full "$port"
 scrape_n "$port" "$SCRAPES"
 rss=$(rss_kib "$epid")
 hwm=$(hwm_kib "$epid")
-row "RSS after $SCRAPES scrapes, 4 containers (host, VmRSS; peak VmHWM)" "≤ 2 MiB" \
-  "$rss KiB ($(kib_mib "$rss")); peak $hwm KiB" "$(verdict "$rss" 2048)"
+row "RSS after $SCRAPES scrapes, 4 containers (host, VmRSS; peak VmHWM)" "≤ 1.1 MiB" \
+  "$rss KiB ($(kib_mib "$rss")); peak $hwm KiB" "$(verdict "$rss" "$RSS_LIMIT_KIB")"
 kill "$epid"
 wait "$epid" 2>/dev/null || true
 
@@ -187,8 +189,8 @@ if [[ $DOCKER == 1 ]]; then
     cshow="n/a (no /proc of the container here)"
   fi
   cgroup=$(docker stats --no-stream --format '{{.MemUsage}}' "$TAG-exporter" | cut -d/ -f1)
-  row "RSS after $SCRAPES scrapes, 4 containers (container, VmRSS via host /proc)" "≤ 2 MiB" \
-    "$cshow; cgroup ${cgroup% }" "$(verdict "$crss" 2048)"
+  row "RSS after $SCRAPES scrapes, 4 containers (container, VmRSS via host /proc)" "≤ 1.1 MiB" \
+    "$cshow; cgroup ${cgroup% }" "$(verdict "$crss" "$RSS_LIMIT_KIB")"
   oom=$(docker inspect -f '{{.State.OOMKilled}}' "$TAG-exporter")
   s0=$EPOCHREALTIME
   docker stop -t 1 "$TAG-exporter" >/dev/null

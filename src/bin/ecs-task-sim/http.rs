@@ -1,10 +1,24 @@
 //! Hand-written HTTP/1.1 over `std::net`: one request per connection
-//! (`Connection: close`), routing of the ECS paths and the control plane, and
-//! the faulty responses.
+//! (`Connection: close`), routing of the ECS paths and the control plane, the
+//! faulty responses, and the `--life` schedule applied before each answer.
+//! It leaves out what a fault or a life change does to the task
+//! (`faults.rs`, `profiles.rs`) and the counter arithmetic (`counters.rs`).
+//!
+//! Control plane (GET; every answer but a 400 is the `/control/state` JSON; a
+//! 400 is a JSON string saying what is wrong: an unknown container, the
+//! pause container, a bad value, a container already in that state):
+//! - `/control/fault?kind=K&endpoint=E&count=N&secs=S`, `/control/clear`;
+//! - `/control/restart?container=NAME`, `/control/stop?container=NAME&exit_code=N`
+//!   (default 0), `/control/start?container=NAME`,
+//!   `/control/health?container=NAME&status=healthy|unhealthy|unknown`: dated
+//!   to the current sample time (`counters.rs`);
+//! - `/control/state`: the faults, request counts, and per container its
+//!   name, `DockerId`, known status, restart count, health and exit code.
 
 use crate::counters::{self, Clock};
 use crate::faults::{Endpoint, Faults, Kind};
-use crate::profiles::Task;
+use crate::life::{self, Life};
+use crate::profiles::{Health, Task};
 use serde_json::{Value, json};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -21,6 +35,16 @@ pub struct App {
     pub task: Mutex<Task>,
     pub faults: Mutex<Faults>,
     pub clock: Clock,
+    /// `--life`: the schedule's targets and how far it has been applied.
+    pub life: Option<Mutex<Life>>,
+}
+
+/// A life control, as `/control/<name>?...` asks it.
+enum Control {
+    Restart,
+    Stop(i64),
+    Start,
+    Health(Health),
 }
 
 impl App {
@@ -49,6 +73,45 @@ impl App {
         }
     }
 
+    /// Apply a life control to container `name`, dated to the current sample.
+    fn control(&self, name: &str, control: Control) -> Result<(), String> {
+        let r = self.clock.sample();
+        self.apply(name, control, r)
+    }
+
+    fn apply(&self, name: &str, control: Control, r: f64) -> Result<(), String> {
+        let stamp = self.clock.timestamp(r);
+        let mut task = self.task();
+        match control {
+            Control::Restart => task.restart(name, r, &stamp),
+            Control::Stop(code) => task.stop(name, code, &stamp),
+            Control::Start => task.start(name, r, &stamp),
+            Control::Health(h) => task.set_health(name, h, &stamp),
+        }
+    }
+
+    /// `--life`: apply the events due since the last request, each at its own time.
+    pub fn advance_life(&self) {
+        let Some(life) = &self.life else {
+            return;
+        };
+        let mut life = life.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = self.clock.elapsed();
+        for (at, event) in life::events(life.until, now) {
+            let (target, control) = match event {
+                life::Event::Unhealthy => (&life.health, Control::Health(Health::Unhealthy)),
+                life::Event::Healthy => (&life.health, Control::Health(Health::Healthy)),
+                life::Event::Restart => (&life.restart, Control::Restart),
+            };
+            if let Some(name) = target
+                && let Err(e) = self.apply(name, control, self.clock.quantize(at))
+            {
+                log::info!("life at {at} s: {e}");
+            }
+        }
+        life.until = now;
+    }
+
     fn state(&self) -> Value {
         let mut state = self.faults().state();
         let task = self.task();
@@ -57,7 +120,16 @@ impl App {
         state["containers"] = task
             .containers
             .iter()
-            .map(|c| c.meta["Name"].clone())
+            .map(|c| {
+                json!({
+                    "name": c.name(),
+                    "docker_id": c.docker_id(),
+                    "known_status": c.known_status(),
+                    "restart_count": c.meta["RestartCount"],
+                    "health": c.meta["Health"]["status"],
+                    "exit_code": c.meta["ExitCode"],
+                })
+            })
             .collect();
         state
     }
@@ -76,6 +148,7 @@ pub fn handle(app: &App, mut stream: TcpStream) -> io::Result<()> {
     );
     log::debug!("{method} {target}");
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    app.advance_life();
     let s = &mut stream;
     match (method, path) {
         ("GET", "/healthz") => respond(s, 200, "text/plain", b"ok"),
@@ -105,6 +178,13 @@ pub fn handle(app: &App, mut stream: TcpStream) -> io::Result<()> {
             respond(s, 200, JSON, app.state().to_string().as_bytes())
         }
         ("GET", "/control/state") => respond(s, 200, JSON, app.state().to_string().as_bytes()),
+        ("GET", "/control/restart" | "/control/stop" | "/control/start" | "/control/health") => {
+            let done = parse_control(path, query).and_then(|(name, c)| app.control(&name, c));
+            match done {
+                Ok(()) => respond(s, 200, JSON, app.state().to_string().as_bytes()),
+                Err(e) => respond(s, 400, JSON, json!(e).to_string().as_bytes()),
+            }
+        }
         ("GET", _) => respond(s, 404, JSON, br#""not found""#),
         _ => respond(s, 405, JSON, br#""method not allowed""#),
     }
@@ -126,7 +206,7 @@ fn serve_data(app: &App, s: &mut TcpStream, endpoint: Endpoint) -> io::Result<()
         _ => {
             let task = app.task();
             match endpoint {
-                Endpoint::Task => task.task_json(),
+                Endpoint::Task => task.task_json(app.clock.sample()),
                 _ => counters::task_stats(&task, &app.clock, app.clock.sample()),
             }
             .to_string()
@@ -175,21 +255,76 @@ fn too_large(s: &mut TcpStream, body: &str) -> io::Result<()> {
 
 /// Parse `kind=K&endpoint=E&count=N&secs=S`.
 fn parse_fault(query: &str) -> Result<(Kind, Endpoint, u64), String> {
-    let param = |name: &str| {
-        query
-            .split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v)
-    };
     let number = |name: &str| -> Result<Option<u64>, String> {
-        param(name)
+        param(query, name)
             .map(|v| v.parse().map_err(|_| format!("bad {name}: {v:?}")))
             .transpose()
     };
-    let kind = Kind::parse(param("kind").ok_or("missing kind")?, number("secs")?)?;
-    let endpoint = Endpoint::parse(param("endpoint").unwrap_or("both"))?;
+    let kind = Kind::parse(
+        &param(query, "kind").ok_or("missing kind")?,
+        number("secs")?,
+    )?;
+    let endpoint = Endpoint::parse(&param(query, "endpoint").unwrap_or_else(|| "both".into()))?;
     Ok((kind, endpoint, number("count")?.unwrap_or(0)))
+}
+
+/// Parse the query of `/control/{restart,stop,start,health}`: the container and the control.
+fn parse_control(path: &str, query: &str) -> Result<(String, Control), String> {
+    let name = param(query, "container")
+        .filter(|n| !n.is_empty())
+        .ok_or("missing container")?;
+    let control = match path {
+        "/control/restart" => Control::Restart,
+        "/control/start" => Control::Start,
+        "/control/stop" => {
+            let code = param(query, "exit_code").unwrap_or_else(|| "0".into());
+            let code = code
+                .parse()
+                .map_err(|_| format!("bad exit_code {code:?} (expected an integer)"))?;
+            Control::Stop(code)
+        }
+        _ => {
+            let status = param(query, "status").ok_or("missing status")?;
+            Control::Health(Health::parse(&status)?)
+        }
+    };
+    Ok((name, control))
+}
+
+/// The first value of query parameter `name`, percent-decoded (`+` is a space).
+fn param(query: &str, name: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| decode(v))
+}
+
+fn decode(v: &str) -> String {
+    let bytes = v.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Read the request head; return its first line (`None` if the peer sent nothing).
@@ -238,4 +373,127 @@ fn respond(s: &mut TcpStream, code: u16, content_type: &str, body: &[u8]) -> io:
     s.write_all(body)?;
     s.flush()?;
     s.shutdown(Shutdown::Write)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_queries_parse_and_default_exit_code_0() {
+        let name = |r: Result<(String, Control), String>| r.map(|(n, _)| n);
+        assert_eq!(
+            name(parse_control("/control/restart", "container=web")),
+            Ok("web".into())
+        );
+        match parse_control("/control/stop", "container=web") {
+            Ok((_, Control::Stop(0))) => {}
+            _ => panic!("stop without exit_code is exit code 0"),
+        }
+        match parse_control("/control/stop", "exit_code=-1&container=web") {
+            Ok((_, Control::Stop(-1))) => {}
+            _ => panic!("a negative exit code is an exit code"),
+        }
+        match parse_control("/control/health", "container=web&status=unhealthy") {
+            Ok((_, Control::Health(Health::Unhealthy))) => {}
+            _ => panic!("health"),
+        }
+        assert_eq!(
+            name(parse_control(
+                "/control/start",
+                "container=%7Einternal%7Eecs%7Epause"
+            )),
+            Ok("~internal~ecs~pause".into())
+        );
+    }
+
+    #[test]
+    fn bad_control_queries_say_what_is_wrong() {
+        let err = |path, query| parse_control(path, query).map(|_| ()).expect_err("refused");
+        assert_eq!(err("/control/restart", ""), "missing container");
+        assert_eq!(err("/control/restart", "container="), "missing container");
+        assert!(err("/control/stop", "container=a&exit_code=x").contains("bad exit_code \"x\""));
+        assert_eq!(err("/control/health", "container=a"), "missing status");
+        assert!(err("/control/health", "container=a&status=sick").contains("bad status \"sick\""));
+    }
+
+    fn app(profile: &str, started_ago: u64) -> App {
+        let p = crate::profiles::find(profile).expect("profile");
+        let task = Task::load(p).expect("loads");
+        let (health, restart) = crate::life_targets(&task);
+        App {
+            task: Mutex::new(task),
+            faults: Mutex::new(Faults::default()),
+            clock: Clock::started_ago(started_ago, p.interval_secs, 0.0),
+            life: Some(Mutex::new(Life {
+                health,
+                restart,
+                until: 0.0,
+            })),
+        }
+    }
+
+    fn meta(app: &App, name: &str, key: &str) -> Value {
+        let task = app.task();
+        let c = task.containers.iter().find(|c| c.name() == name);
+        c.map_or(Value::Null, |c| c.meta[key].clone())
+    }
+
+    #[test]
+    fn life_applies_the_due_events_at_their_own_times() {
+        // 130 s after start: unhealthy since 60 s, one restart at 120 s.
+        let app = app("fargate", 130);
+        app.advance_life();
+        let health = meta(&app, "ecs-exporter", "Health");
+        assert_eq!(health["status"], "UNHEALTHY");
+        assert_eq!(health["statusSince"], app.clock.timestamp(60.0).as_str());
+        assert_eq!(meta(&app, "prometheus", "RestartCount"), 1);
+        assert_eq!(
+            meta(&app, "prometheus", "StartedAt"),
+            app.clock.timestamp(120.0).as_str()
+        );
+        // Applied once: a second request at about the same time changes nothing.
+        app.advance_life();
+        assert_eq!(meta(&app, "prometheus", "RestartCount"), 1);
+    }
+
+    #[test]
+    fn life_goes_on_when_its_target_was_stopped() {
+        let app = app("ec2-bridge", 300);
+        app.apply("prometheus", Control::Stop(0), 1.0)
+            .expect("stop");
+        app.advance_life(); // the restart at 120 s is refused, and logged
+        assert_eq!(meta(&app, "prometheus", "RestartCount"), 0);
+        assert_eq!(meta(&app, "ecs-exporter", "Health")["status"], "HEALTHY");
+        assert_eq!(
+            meta(&app, "ecs-exporter", "Health")["statusSince"],
+            app.clock.timestamp(240.0).as_str()
+        );
+    }
+
+    #[test]
+    fn life_targets_are_the_health_checked_container_and_another_app_container() {
+        for (profile, health, restart) in [
+            ("fargate", "ecs-exporter", "prometheus"),
+            ("ec2-bridge", "ecs-exporter", "prometheus"),
+            ("managed-instances", "main", "ecs-exporter"),
+            ("ec2-awsvpc", "ecs-exporter", "main"),
+        ] {
+            let p = crate::profiles::find(profile).expect("profile");
+            let task = Task::load(p).expect("loads");
+            let got = crate::life_targets(&task);
+            assert_eq!(
+                (got.0.as_deref(), got.1.as_deref()),
+                (Some(health), Some(restart)),
+                "{profile}"
+            );
+        }
+    }
+
+    #[test]
+    fn query_values_are_percent_decoded() {
+        assert_eq!(decode("a%20b+c%2"), "a b c%2");
+        assert_eq!(param("x=1&y=%41", "y").as_deref(), Some("A"));
+        assert_eq!(param("x=1", "y"), None);
+    }
 }

@@ -3,17 +3,23 @@
 //! A **test and demo tool only**; it is never shipped in the exporter image.
 //! It serves real ECS payloads (the fixtures in `tests/fixtures/`) whose
 //! counters advance with wall time, so the exporter shows live non-zero
-//! rates, and it can inject faults (error statuses, hangs, broken or huge
-//! bodies, container churn, counter resets) for integration tests.
+//! rates. It can inject faults (error statuses, hangs, broken or huge bodies,
+//! container churn, counter resets) for integration tests, and play a task's
+//! life: restart, stop and start containers, set their health, on request or
+//! on its own with `--life`. It leaves out everything else of ECS (task
+//! metadata v3, credentials, the agent's introspection API, TLS).
 //!
 //! Paths: `/task`, `/task/stats`, `/` and `/stats` (first running container),
-//! `/healthz`, and the control plane `/control/fault?kind=K&endpoint=E&count=N`,
-//! `/control/clear`, `/control/state`. On start it prints one line,
+//! `/healthz`, and the control plane (`http.rs`): `/control/fault`,
+//! `/control/clear`, `/control/restart`, `/control/stop`, `/control/start`,
+//! `/control/health`, `/control/state`. Counter semantics: `counters.rs`;
+//! the `--life` schedule: `life.rs`. On start it prints one line,
 //! `listening on http://<ip>:<port>`, to stdout; logs go to stderr.
 
 mod counters;
 mod faults;
 mod http;
+mod life;
 mod profiles;
 
 use argh::FromArgs;
@@ -26,7 +32,10 @@ use std::sync::{Arc, Mutex};
 /// Simulated Amazon ECS Task Metadata Endpoint v4 (test/demo tool): serves
 /// fixture-shaped /task and /task/stats payloads with advancing counters, plus
 /// fault injection via /control/fault?kind=K&endpoint=E&count=N,
-/// /control/clear and /control/state.
+/// /control/clear and /control/state, and a task's life via
+/// /control/restart?container=NAME, /control/stop?container=NAME&exit_code=N,
+/// /control/start?container=NAME (an unknown NAME is a new container) and
+/// /control/health?container=NAME&status=healthy|unhealthy|unknown.
 struct Args {
     /// address to listen on (default 127.0.0.1:51678; port 0 picks a free port)
     #[argh(option, default = "String::from(\"127.0.0.1:51678\")")]
@@ -55,6 +64,12 @@ struct Args {
     /// endpoint of --fault: task, task_stats or both (default both)
     #[argh(option, default = "String::from(\"both\")")]
     fault_endpoint: String,
+
+    /// the task lives on its own (for demos): the health-checked container
+    /// turns unhealthy at 60 s + 300 s·k for 3 minutes; another container
+    /// restarts at 120 s + 360 s·k (seconds since start)
+    #[argh(switch)]
+    life: bool,
 
     /// log every request (debug level) to stderr
     #[argh(switch, short = 'v')]
@@ -151,10 +166,24 @@ fn run(args: Args) -> Result<ExitCode, String> {
     if let Some(n) = args.containers {
         task.resize(n)?;
     }
+    let life = args.life.then(|| {
+        let (health, restart) = life_targets(&task);
+        log::info!(
+            "life: {} turns unhealthy at 60 s + 300 s·k for 180 s; {} restarts at 120 s + 360 s·k",
+            health.as_deref().unwrap_or("(no health-checked container)"),
+            restart.as_deref().unwrap_or("(no other container)")
+        );
+        Mutex::new(life::Life {
+            health,
+            restart,
+            until: 0.0,
+        })
+    });
     let app = Arc::new(http::App {
         task: Mutex::new(task),
         faults: Mutex::new(faults::Faults::default()),
         clock: counters::Clock::new(profile.interval_secs, refresh),
+        life,
     });
     for kind in kinds {
         app.set_fault(kind, endpoint, 0);
@@ -193,4 +222,20 @@ fn run(args: Args) -> Result<ExitCode, String> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--life` targets: the profile's health-checked container, and the first running
+/// container that is neither it nor the pause container.
+fn life_targets(task: &profiles::Task) -> (Option<String>, Option<String>) {
+    let health = task
+        .containers
+        .iter()
+        .find(|c| c.name() == task.health_check)
+        .map(|c| c.name().to_string());
+    let restart = task
+        .containers
+        .iter()
+        .find(|c| c.running && c.meta["Type"] != "CNI_PAUSE" && c.name() != task.health_check)
+        .map(|c| c.name().to_string());
+    (health, restart)
 }

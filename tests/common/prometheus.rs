@@ -1,0 +1,209 @@
+//! A real Prometheus server and promtool, for the tests that need them: a temp dir, the server
+//! (config and TSDB in that dir, on a free 127.0.0.1 port, killed on drop) and its HTTP API,
+//! plus the version and presence probes the tests use to skip where they are not installed. It
+//! leaves out what a test configures or checks.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use super::{free_port, wait_for};
+
+/// A temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let path = std::env::temp_dir().join(format!(
+            "ecs-exporter-prometheus-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `prometheus --version` → (major, minor), or `None` when the binary is not on PATH.
+pub fn prometheus_version() -> Option<(u32, u32)> {
+    let out = Command::new("prometheus").arg("--version").output().ok()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let version = text
+        .split_whitespace()
+        .skip_while(|w| *w != "version")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no version in {text:?}"));
+    let mut parts = version.split(['.', '+', '-']);
+    let major = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let minor = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    Some((major, minor))
+}
+
+/// Whether `promtool` is on PATH.
+pub fn promtool_installed() -> bool {
+    Command::new("promtool")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A Prometheus server on 127.0.0.1 with its config and TSDB in a temp dir; killed on drop.
+pub struct Prometheus {
+    child: Child,
+    pub addr: SocketAddr,
+    pub dir: TempDir,
+}
+
+impl Prometheus {
+    /// Starts Prometheus with this configuration (YAML) and waits until it is ready.
+    pub fn start(config: &str) -> Prometheus {
+        let dir = TempDir::new();
+        let config_path = dir.0.join("prometheus.yml");
+        std::fs::write(&config_path, config).expect("write config");
+        let log = std::fs::File::create(dir.0.join("prometheus.log")).expect("log file");
+        let port = free_port();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.0.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--log.level=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start prometheus");
+        let mut prometheus = Prometheus { child, addr, dir };
+        let ready = wait_for(Duration::from_secs(15), || {
+            matches!(get(addr, "/-/ready"), Ok((200, _)))
+        });
+        if !ready {
+            let status = prometheus.child.try_wait();
+            panic!(
+                "prometheus not ready on {addr} ({status:?}):\n{}",
+                prometheus.log()
+            );
+        }
+        prometheus
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// `GET path` → the `data` of a successful API answer.
+    pub fn api(&self, path: &str) -> Value {
+        let (status, body) = get(self.addr, path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let json: Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("GET {path}: {status} {e}: {body}"));
+        assert_eq!(
+            (status, json["status"].as_str()),
+            (200, Some("success")),
+            "GET {path}: {body}"
+        );
+        json["data"].clone()
+    }
+
+    /// An instant query (at `time`, Unix seconds, when given): the result array.
+    pub fn query(&self, promql: &str, time: Option<f64>) -> Vec<Value> {
+        let mut path = format!("/api/v1/query?query={}", encode(promql));
+        if let Some(t) = time {
+            path.push_str(&format!("&time={t:.3}"));
+        }
+        let data = self.api(&path);
+        data["result"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{promql}: no result array: {data}"))
+            .clone()
+    }
+
+    /// The active targets by job.
+    pub fn targets(&self) -> BTreeMap<String, Value> {
+        let data = self.api("/api/v1/targets?state=active");
+        data["activeTargets"]
+            .as_array()
+            .expect("activeTargets")
+            .iter()
+            .map(|t| {
+                let job = t["labels"]["job"].as_str().unwrap_or("").to_owned();
+                (job, t.clone())
+            })
+            .collect()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// GET over HTTP/1.0 (so Go answers without chunked encoding): (status, body).
+pub fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status in {head:?}")))?;
+    Ok((status, body.to_owned()))
+}
+
+/// Percent-encodes a query parameter value.
+pub fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A sample's value from the API (`[ts, "value"]`) as f64 (Go writes the shortest round trip).
+pub fn sample_value(pair: &Value) -> f64 {
+    pair[1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("bad sample {pair}"))
+}
+
+/// A sample's timestamp in milliseconds.
+pub fn sample_millis(pair: &Value) -> i64 {
+    (pair[0]
+        .as_f64()
+        .unwrap_or_else(|| panic!("bad sample {pair}"))
+        * 1000.0)
+        .round() as i64
+}
