@@ -52,7 +52,7 @@
 //! A container that is not running has the stats its profile gives a stopped
 //! container (`null` on Fargate and Managed Instances, `{}` on EC2).
 
-use crate::profiles::{Container, Task};
+use crate::task::{Container, Task};
 use ecs_container_exporter::core::rfc3339;
 use serde_json::{Map, Value};
 use std::f64::consts::PI;
@@ -336,7 +336,8 @@ fn grow_blkio(list: Option<&mut Value>, g: &Growth, (read, write): (f64, f64)) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profiles::{self, Task};
+    use crate::profiles;
+    use crate::task::Task;
 
     fn task(profile: &str) -> Task {
         Task::load(profiles::find(profile).expect("profile")).expect("loads")

@@ -18,7 +18,7 @@
 use crate::counters::{self, Clock};
 use crate::faults::{Endpoint, Faults, Kind};
 use crate::life::{self, Life};
-use crate::profiles::{Health, Task};
+use crate::task::{Health, Task};
 use serde_json::{Value, json};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};

@@ -21,6 +21,7 @@ mod faults;
 mod http;
 mod life;
 mod profiles;
+mod task;
 
 use argh::FromArgs;
 use std::io::Write;
@@ -162,7 +163,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
         }
     };
 
-    let mut task = profiles::Task::load(profile)?;
+    let mut task = task::Task::load(profile)?;
     if let Some(n) = args.containers {
         task.resize(n)?;
     }
@@ -226,7 +227,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
 
 /// `--life` targets: the profile's health-checked container, and the first running
 /// container that is neither it nor the pause container.
-fn life_targets(task: &profiles::Task) -> (Option<String>, Option<String>) {
+fn life_targets(task: &task::Task) -> (Option<String>, Option<String>) {
     let health = task
         .containers
         .iter()
