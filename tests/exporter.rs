@@ -810,43 +810,23 @@ fn include_and_exclude_choose_the_exported_containers_while_task_rows_cover_all(
 #[test]
 fn metadata_url_comes_from_ecs_container_metadata_uri_v4_before_the_v3_variable() {
     let sim = Sim::start(&["--profile", "ec2-bridge", "--refresh-secs", "0"]);
-    let port = free_port();
-    let p = port.to_string();
-    let _raw = Raw::start(
-        &[
-            "--bind-address",
-            "127.0.0.1",
-            "--exporter-port",
-            &p,
-            "--interval",
-            "0.2",
-        ],
-        &[
+    // An exporter configured only by `env` on a free port: does it get data?
+    let polls = |env: &[(&str, &str)]| {
+        let port = free_port();
+        let p = port.to_string();
+        let args = ["--bind-address", "127.0.0.1", "--exporter-port", &p];
+        let _raw = Raw::start(&[&args[..], &["--interval", "0.2"]].concat(), env);
+        scrape_addr_until_ready(([127, 0, 0, 1], port).into()).is_some()
+    };
+    assert!(
+        polls(&[
             ("ECS_CONTAINER_METADATA_URI_V4", &sim.url),
             ("ECS_CONTAINER_METADATA_URI", "http://127.0.0.1:9"),
-        ],
-    );
-    let s = scrape_addr_until_ready(([127, 0, 0, 1], port).into());
-    assert!(
-        s.is_some(),
+        ]),
         "no data: ECS_CONTAINER_METADATA_URI_V4 was not used"
     );
-    // Only the v3 variable: it is used too.
-    let port = free_port();
-    let p = port.to_string();
-    let _raw = Raw::start(
-        &[
-            "--bind-address",
-            "127.0.0.1",
-            "--exporter-port",
-            &p,
-            "--interval",
-            "0.2",
-        ],
-        &[("ECS_CONTAINER_METADATA_URI", &sim.url)],
-    );
     assert!(
-        scrape_addr_until_ready(([127, 0, 0, 1], port).into()).is_some(),
+        polls(&[("ECS_CONTAINER_METADATA_URI", &sim.url)]),
         "ECS_CONTAINER_METADATA_URI was not used"
     );
 }

@@ -32,33 +32,9 @@ use std::time::{Duration, Instant};
 use common::prometheus::{
     Prometheus, encode, get, prometheus_version, sample_millis, sample_value,
 };
-use common::{Exporter, LEGACY_FAMILIES, Sim, free_port, http_get, parse_strict, wait_for};
-
-/// The families of SPEC §3 that must reach Prometheus: [`LEGACY_FAMILIES`] and these.
-const SPEC_FAMILIES_BEYOND_LEGACY: &[&str] = &[
-    "ecs_task_exporter_status",
-    "ecs_task_info",
-    "ecs_container_info",
-    "ecs_container_known_status",
-    "ecs_container_health_status",
-    "ecs_container_restarts_total",
-    "ecs_container_exit_code",
-    "ecs_container_start_time_seconds",
-    "ecs_container_cpu_usage_seconds_total",
-    "ecs_container_cpu_user_seconds_total",
-    "ecs_container_cpu_system_seconds_total",
-    "ecs_container_memory_working_set_bytes",
-    "ecs_container_memory_rss_bytes",
-    "ecs_container_memory_limit_bytes",
-    "ecs_task_ephemeral_storage_used_bytes",
-    "ecs_task_ephemeral_storage_reserved_bytes",
-    "ecs_exporter_build_info",
-    "ecs_exporter_up",
-    "ecs_exporter_last_success_timestamp_seconds",
-    "ecs_exporter_poll_duration_seconds",
-    "ecs_exporter_poll_errors_total",
-    "ecs_exporter_statsd_errors_total",
-];
+use common::{
+    ADDED_FAMILIES, Exporter, LEGACY_FAMILIES, Sim, free_port, http_get, parse_strict, wait_for,
+};
 
 const TASK_RATIO: &str = "ecs_task_cpu_usage_ratio{container_name=\"_task_\"}";
 const LAST_SUCCESS: &str = "ecs_exporter_last_success_timestamp_seconds";
@@ -490,7 +466,7 @@ fn prometheus_scrapes_and_stores_everything() {
         .collect();
     let missing: Vec<&&str> = LEGACY_FAMILIES
         .iter()
-        .chain(SPEC_FAMILIES_BEYOND_LEGACY)
+        .chain(ADDED_FAMILIES.iter())
         .filter(|f| !exported.contains(**f))
         .collect();
     assert!(

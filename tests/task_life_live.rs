@@ -244,7 +244,10 @@ fn prometheus_sees_no_reset_and_counts_the_traffic_across_a_restart_and_a_stop()
         .filter_map(|c| c["metric"]["__name__"].as_str())
         .collect();
     families.dedup();
-    assert!(families.len() >= 10, "task counters in Prometheus: {families:?}");
+    assert!(
+        families.len() >= 10,
+        "task counters in Prometheus: {families:?}"
+    );
     for family in families {
         let query = format!("resets({family}{{container_name=\"_task_\"}}[1m])");
         for r in prometheus.query(&query, Some(end)) {
