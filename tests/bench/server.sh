@@ -231,6 +231,48 @@ start_exporter ours "$OURS"
 [[ -z $PREV ]] || start_exporter prev "$PREV"
 BODY_BYTES=$(curl -s "http://127.0.0.1:${E_PORT[ours]}/metrics" | wc -c)
 
+# The kernel's part: a blocking C server (accept, read, write, close; nothing else) answering the
+# same bytes as ours, measured in the same rounds. What a new-connection scrape costs at least.
+FLOOR_PID='' FLOOR_PORT=''
+if command -v gcc >/dev/null 2>&1; then
+  curl -s -D "$work/floor.head" -o "$work/floor.body" "http://127.0.0.1:${E_PORT[ours]}/metrics"
+  cat >"$work/floor.c" <<'C'
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  FILE *f = fopen(argv[2], "rb"); static char body[1 << 24]; size_t n = fread(body, 1, sizeof body, f);
+  char *answer = malloc(n + 256);
+  int h = sprintf(answer, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+                          "Content-Length: %zu\r\nConnection: close\r\n\r\n", n);
+  for (size_t i = 0; i < n; i++) answer[h + i] = body[i];
+  int l = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+  setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET; a.sin_port = htons(atoi(argv[1])); a.sin_addr.s_addr = htonl(0x7f000001);
+  if (bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 128)) return 1;
+  char request[8192];
+  for (;;) {
+    int c = accept(l, 0, 0);
+    if (c < 0) continue;
+    if (read(c, request, sizeof request) > 0 && write(c, answer, h + n) < 0) {}
+    close(c);
+  }
+}
+C
+  if gcc -O2 -o "$work/floor" "$work/floor.c" 2>"$work/floor.err"; then
+    FLOOR_PORT=$(free_port)
+    "$work/floor" "$FLOOR_PORT" "$work/floor.body" &
+    FLOOR_PID=$!
+    pids+=("$FLOOR_PID")
+    sleep 0.2
+  else
+    log "the C floor server did not build: $(tail -n1 "$work/floor.err")"
+  fi
+fi
+
 # --- 1. CPU per new-connection scrape ----------------------------------------------------------
 PY_US='' PY_P50='' PY_NOTE=''
 if [[ ${SERVER_PYTHON:-1} == 0 ]]; then
@@ -283,7 +325,14 @@ for r in $(seq "$ROUNDS"); do
     P50S[$k]+="$p50 "
     ((r > 1)) || RSS1K[$k]=$(status_field "$pid" VmRSS)
   done
+  if [[ -n $FLOOR_PID ]]; then
+    c0=$(cpu_ticks "$FLOOR_PID")
+    newconn "$FLOOR_PORT" "$PER_ROUND" >/dev/null || die "the C floor server: scrapes failed"
+    FLOOR_TICKS=$((${FLOOR_TICKS:-0} + $(cpu_ticks "$FLOOR_PID") - c0))
+  fi
 done
+FLOOR_US=''
+[[ -z $FLOOR_PID ]] || FLOOR_US=$(calc "$FLOOR_TICKS / $HZ * 1e6 / ($ROUNDS * $PER_ROUND)")
 declare -A CPU_US SYS_US LAT_P50
 for k in "${KEYS[@]}"; do
   CPU_US[$k]=$(calc "${CPU_TICKS[$k]} / $HZ * 1e6 / ($ROUNDS * $PER_ROUND)")
@@ -473,6 +522,7 @@ benchmark's own processes).
 |---|---:|---:|---:|---:|
 | CPU per new-connection scrape (utime+stime; $ROUNDS × $(num "$PER_ROUND") sequential scrapes, \`Connection: close\`) | $py_cpu_cell | $(prev cpu_cell prev) | **$(us "$OURS_US")** | $(prev less "${CPU_US[prev]:-}" "$OURS_US") |
 | Python ÷ ours, CPU per new-connection scrape | | | $py_ratio_cell | |
+| the kernel's part: a blocking C server answering the same bytes (accept, read, write, close), same rounds | – | – | $([[ -n $FLOOR_US ]] && us "$FLOOR_US" || echo "not measured (no gcc)") | $([[ -n $FLOOR_US ]] && fmt "$(calc "$OURS_US - $FLOOR_US")" 'ours +%.1f µs' || echo –) |
 | of which system (kernel) time | – | $(prev sys_share_cell prev) | $(sys_share_cell ours) | |
 | CPU per new-connection scrape, a curl URL glob as the client ($CURL_ROUNDS × $(num "$PER_ROUND")) | – | $(prev curl_cell prev) | $(curl_cell ours) | $(prev less "${CURL_US[prev]:-}" "${CURL_US[ours]}") |
 | system calls per new-connection scrape (\`strace -c -f\`, $STRACE_SCRAPES scrapes) | – | $(prev sys_cell prev) | **${SYS_TOTAL[ours]}** | $(prev less "${SYS_TOTAL[prev]:-}" "${SYS_TOTAL[ours]}") |
@@ -515,7 +565,7 @@ cat <<EOF
 
 | target | measured | |
 |---|---|---|
-| CPU per new-connection scrape ≤ $T_CPU_US µs (shipped static binary) | $(us "$OURS_US") | $V_CPU |
+| CPU per new-connection scrape ≤ $T_CPU_US µs (shipped static binary) | $(us "$OURS_US")$([[ -z $FLOOR_US ]] || echo "; the kernel's part alone (the C server): $(us "$FLOOR_US")") | $V_CPU |
 EOF
 if [[ -n $PY_US ]]; then
   echo "| CPU per new-connection scrape ≥ ${T_PY_RATIO}× less than the original (static) | $(fmt "$PY_RATIO" '%.0f')× ($(us "$PY_US") ÷ $(us "$OURS_US")) | $V_PY |"
@@ -567,5 +617,6 @@ if [[ -n ${SERVER_RESULTS:-} ]]; then
     echo "py_ratio=$PY_RATIO"
     echo "py_verdict=$V_PY"
     echo "prev_cpu_us=${CPU_US[prev]:-}"
+    echo "floor_us=$FLOOR_US"
   } >"$SERVER_RESULTS"
 fi

@@ -76,10 +76,10 @@ impl Loop {
 
     /// Reads a head; on a whole one, answers it. Ok(true): the phase changed, drive on.
     fn read_head(&mut self, i: usize) -> Result<bool, Next> {
-        let conn = self.conn(i)?;
+        let (conn, scratch) = self.conn_and_scratch(i)?;
         let mut eof = false;
         if message::find_head_end(&conn.buffer).is_none() {
-            eof = fill(&mut conn.stream, &mut conn.buffer, MAX_HEAD);
+            eof = fill(&mut conn.stream, &mut conn.buffer, MAX_HEAD, scratch);
         }
         if let Some(end) = message::find_head_end(&conn.buffer) {
             return self.answer_head(i, end);
@@ -97,8 +97,9 @@ impl Loop {
             return Ok(true);
         }
         let conn = self.conn(i)?;
-        let head: Vec<u8> = conn.buffer.drain(..end).collect();
-        let request = match message::parse(&head) {
+        let parsed = message::parse(&conn.buffer[..end]);
+        conn.buffer.drain(..end);
+        let request = match parsed {
             Ok(request) => request,
             Err(HeadError::Malformed) => {
                 self.reject(i, 400, "bad request\n");
@@ -116,7 +117,7 @@ impl Loop {
 
     /// Drops the body of a request, then answers it.
     fn read_body(&mut self, i: usize) -> Result<bool, Next> {
-        let conn = self.conn(i)?;
+        let (conn, scratch) = self.conn_and_scratch(i)?;
         let Phase::Body { left, .. } = &mut conn.phase else {
             return Err(Next::Keep);
         };
@@ -124,7 +125,12 @@ impl Loop {
         conn.buffer.drain(..dropped);
         *left -= dropped;
         if *left > 0 {
-            let eof = fill(&mut conn.stream, &mut conn.buffer, MAX_DRAINED_BODY);
+            let eof = fill(
+                &mut conn.stream,
+                &mut conn.buffer,
+                MAX_DRAINED_BODY,
+                scratch,
+            );
             return if eof {
                 Err(Next::Close)
             } else {
@@ -240,8 +246,8 @@ impl Loop {
 
     /// Reads and drops what the peer still sends after the last answer, up to a limit.
     fn linger(&mut self, i: usize) -> Result<bool, Next> {
-        let conn = self.conn(i)?;
-        let eof = fill(&mut conn.stream, &mut conn.buffer, LINGER_BYTES);
+        let (conn, scratch) = self.conn_and_scratch(i)?;
+        let eof = fill(&mut conn.stream, &mut conn.buffer, LINGER_BYTES, scratch);
         let Phase::Linger { read } = &mut conn.phase else {
             return Err(Next::Keep);
         };
@@ -252,6 +258,16 @@ impl Loop {
         } else {
             Ok(false)
         }
+    }
+
+    /// Connection `i` and the loop's read buffer.
+    fn conn_and_scratch(&mut self, i: usize) -> Result<(&mut Conn, &mut [u8]), Next> {
+        let conn = self
+            .conns
+            .get_mut(i)
+            .and_then(Option::as_mut)
+            .ok_or(Next::Keep)?;
+        Ok((conn, &mut self.scratch[..]))
     }
 
     fn conn(&mut self, i: usize) -> Result<&mut Conn, Next> {
@@ -271,12 +287,11 @@ pub(super) fn counts(phase: &Phase) -> (usize, usize) {
     }
 }
 
-/// Reads what the socket has, until it would block or `buffer` passes `limit`; true when the
-/// peer has closed (or the connection failed).
-fn fill(stream: &mut TcpStream, buffer: &mut Vec<u8>, limit: usize) -> bool {
-    let mut chunk = [0u8; 4096];
+/// Reads what the socket has (through `chunk`, the loop's one read buffer), until it would block
+/// or `buffer` passes `limit`; true when the peer has closed (or the connection failed).
+fn fill(stream: &mut TcpStream, buffer: &mut Vec<u8>, limit: usize, chunk: &mut [u8]) -> bool {
     loop {
-        match stream.read(&mut chunk) {
+        match stream.read(chunk) {
             Ok(0) => return true,
             Ok(n) => {
                 buffer.extend_from_slice(&chunk[..n]);
