@@ -25,42 +25,22 @@ TAG=budgets-$$
 IMAGE=ecs-container-exporter-$TAG:latest
 SIM_IMAGE=ecs-task-sim-$TAG:latest
 NET=ecx-$TAG
-WORK=$(mktemp -d)
-PIDS=()
 
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+# Logging, the exit trap (every PID in PIDS killed on exit, also on Ctrl-C, then cleanup_more;
+# $work removed), free ports, the simulator, /proc readers: shared with the other scripts.
+# shellcheck source=lib.sh
+. tests/bench/lib.sh
+log_as budgets
+temp_work
+cleanup_more() { # the containers, network and images of this run
   if [[ ${DOCKER:-0} == 1 ]]; then
     docker rm -f "$TAG-exporter" "$TAG-sim" >/dev/null 2>&1 || true
     docker network rm "$NET" >/dev/null 2>&1 || true
     docker rmi -f "$IMAGE" "$SIM_IMAGE" >/dev/null 2>&1 || true
   fi
-  rm -rf "$WORK"
 }
-trap cleanup EXIT
-
-log() { echo "budgets: $*" >&2; }
 
 # --- helpers -------------------------------------------------------------------------------
-# start_sim <binary> <containers>: starts the simulator on 127.0.0.1, sets SIM_URL and SIM_PID.
-start_sim() {
-  "$1" --listen 127.0.0.1:0 --containers "$2" --refresh-secs 0 -v \
-    >"$WORK/sim.out" 2>"$WORK/sim.log" &
-  SIM_PID=$!
-  PIDS+=("$SIM_PID")
-  for _ in $(seq 100); do
-    [[ -s $WORK/sim.out ]] && break
-    sleep 0.02
-  done
-  SIM_URL=$(sed -n 's/^listening on //p' "$WORK/sim.out")
-}
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
-    echo $((20000 + RANDOM % 20000))
-}
-
 # wait_full <port>: until a scrape has the task CPU ratio (a full poll: the first one uses
 # precpu_stats when the endpoint gives a real one, else it takes a second poll).
 wait_full() {
@@ -71,8 +51,18 @@ wait_full() {
     fi
     sleep 0.02
   done
-  echo "budgets: no full scrape on port $1" >&2
+  log "no full scrape on port $1"
   return 1
+}
+
+# start_exporter <binary> <interval>: the exporter on a free port, polling SIM_URL every
+# <interval> s; sets epid and port.
+start_exporter() {
+  port=$(free_port)
+  "$1" --metadata-url "$SIM_URL" --bind-address 127.0.0.1 --exporter-port "$port" \
+    --interval "$2" --log-level error &
+  epid=$!
+  PIDS+=("$epid")
 }
 
 # scrape_n <port> <n>: n scrapes, each on a new connection (as a Prometheus without keep-alive).
@@ -80,15 +70,12 @@ scrape_n() {
   curl -sf -o /dev/null -H 'Connection: close' "http://127.0.0.1:$1/metrics?n=[1-$2]"
 }
 
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-mib() { awk -v b="$1" 'BEGIN {printf "%.3f MiB", b / 1048576}'; }
-kib_mib() { awk -v k="$1" 'BEGIN {printf "%.2f MiB", k / 1024}'; }
-verdict() { awk -v v="$1" -v l="$2" 'BEGIN {print (v <= l) ? "yes" : "**no**"}'; }
+mib() { awk -v b="$1" 'BEGIN {printf "%.3f MiB", b / 1048576}'; } # bytes
+within() { awk -v v="$1" -v l="$2" 'BEGIN {print (v <= l) ? "yes" : "**no**"}'; } # within VALUE LIMIT
 
-# first_answer_ms <binary> <metadata-url>: ms from exec to the first /metrics status line, read
-# over bash's /dev/tcp (no process per attempt, so the loop's own cost is microseconds).
+# first_answer_ms <binary> <metadata-url>: sets FIRST_MS, the ms from exec to the first /metrics
+# status line, read over bash's /dev/tcp (no process per attempt, so the loop's own cost is
+# microseconds). Not called in $(...): the exporter must be in this shell's PIDS.
 first_answer_ms() {
   local port start end line
   port=$(free_port)
@@ -96,15 +83,19 @@ first_answer_ms() {
   "$1" --metadata-url "$2" --bind-address 127.0.0.1 --exporter-port "$port" \
     --log-level error 2>/dev/null &
   local pid=$!
-  until exec 3<>"/dev/tcp/127.0.0.1/$port"; do :; done 2>/dev/null
+  PIDS+=("$pid")
+  # Bounded: an exporter that never listens fails the budget instead of hanging the bench.
+  local tries=0
+  until exec 3<>"/dev/tcp/127.0.0.1/$port"; do
+    ((++tries < 200000)) || { stop "$pid"; log "no listener on $port"; return 1; }
+  done 2>/dev/null
   printf 'GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3
   IFS= read -r line <&3
   end=$EPOCHREALTIME
   exec 3<&-
-  kill "$pid"
-  wait "$pid" 2>/dev/null || true
-  [[ $line == "HTTP/1.1 200"* ]] || { echo "budgets: first answer was: $line" >&2; return 1; }
-  awk -v s="$start" -v e="$end" 'BEGIN {printf "%.2f\n", (e - s) * 1000}'
+  stop "$pid"
+  [[ $line == "HTTP/1.1 200"* ]] || { log "first answer was: $line"; return 1; }
+  FIRST_MS=$(awk -v s="$start" -v e="$end" 'BEGIN {printf "%.2f\n", (e - s) * 1000}')
 }
 
 # --- build ---------------------------------------------------------------------------------
@@ -122,52 +113,50 @@ rows=()
 row() { rows+=("| $1 | $2 | $3 | $4 |"); }
 
 row "amd64 static binary, stripped" "≤ 1.0 MiB (1,048,576 B)" "$BIN_BYTES B ($(mib "$BIN_BYTES"))" \
-  "$(verdict "$BIN_BYTES" "$MIB")"
+  "$(within "$BIN_BYTES" "$MIB")"
 
 if [[ $DOCKER == 1 ]]; then
   log "building the image (make image)"
   make -s image IMAGE="$IMAGE" >/dev/null 2>&1
   IMG_BYTES=$(docker image inspect -f '{{.Size}}' "$IMAGE")
   row "image (FROM scratch)" "≤ 1.1 MiB" "$IMG_BYTES B ($(mib "$IMG_BYTES"))" \
-    "$(verdict "$IMG_BYTES" $((MIB * 11 / 10)))"
+    "$(within "$IMG_BYTES" $((MIB * 11 / 10)))"
 else
   row "image (FROM scratch)" "≤ 1.1 MiB" "n/a (no Docker engine)" "–"
 fi
 
 # --- RSS after 1,000 scrapes, host process -------------------------------------------------
 log "RSS: $SCRAPES scrapes of a 4-container task, host process"
-start_sim "$SIM" 4
-port=$(free_port)
-"$EXP" --metadata-url "$SIM_URL" --bind-address 127.0.0.1 --exporter-port "$port" \
-  --interval 1 --log-level error &
-epid=$!
-PIDS+=("$epid")
+start_sim "$SIM" "$work/sim" --containers 4 --refresh-secs 0 -v
+start_exporter "$EXP" 1
 wait_full "$port"
 scrape_n "$port" "$SCRAPES"
 rss=$(rss_kib "$epid")
 hwm=$(hwm_kib "$epid")
 row "RSS after $SCRAPES scrapes, 4 containers (host, VmRSS; peak VmHWM)" "≤ 1.1 MiB" \
-  "$rss KiB ($(kib_mib "$rss")); peak $hwm KiB" "$(verdict "$rss" "$RSS_LIMIT_KIB")"
-kill "$epid"
-wait "$epid" 2>/dev/null || true
+  "$rss KiB ($(kib_mib "$rss")); peak $hwm KiB" "$(within "$rss" "$RSS_LIMIT_KIB")"
+stop "$epid"
 
 # --- start to first answer, host process ---------------------------------------------------
 log "start to first /metrics answer: $RUNS runs"
 times=()
-for _ in $(seq "$RUNS"); do times+=("$(first_answer_ms "$EXP" "$SIM_URL")"); done
+for _ in $(seq "$RUNS"); do
+  first_answer_ms "$EXP" "$SIM_URL"
+  times+=("$FIRST_MS")
+done
 read -r median worst < <(printf '%s\n' "${times[@]}" | sort -n |
   awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)], a[NR]}')
 row "start to first /metrics answer (host, $RUNS runs)" "≤ 20 ms" \
-  "median $median ms, max $worst ms" "$(verdict "$worst" 20)"
-kill "$SIM_PID" 2>/dev/null || true
+  "median $median ms, max $worst ms" "$(within "$worst" 20)"
+stop "$SIM_PID"
 
 # --- in the container ----------------------------------------------------------------------
 if [[ $DOCKER == 1 ]]; then
   log "RSS: $SCRAPES scrapes in the container (--read-only --cap-drop ALL --memory 16m --cpus 0.25)"
-  cp "$SIM" "$WORK/ecs-task-sim"
+  cp "$SIM" "$work/ecs-task-sim"
   printf 'FROM scratch\nCOPY ecs-task-sim /\nUSER 65534:65534\nENTRYPOINT ["/ecs-task-sim"]\n' \
-    >"$WORK/Dockerfile"
-  docker build -q -t "$SIM_IMAGE" "$WORK" >/dev/null 2>&1
+    >"$work/Dockerfile"
+  docker build -q -t "$SIM_IMAGE" "$work" >/dev/null 2>&1
   docker network create "$NET" >/dev/null
   docker run -d --name "$TAG-sim" --network "$NET" --read-only --cap-drop ALL "$SIM_IMAGE" \
     --listen 0.0.0.0:51678 --containers 4 --refresh-secs 0 >/dev/null
@@ -190,7 +179,7 @@ if [[ $DOCKER == 1 ]]; then
   fi
   cgroup=$(docker stats --no-stream --format '{{.MemUsage}}' "$TAG-exporter" | cut -d/ -f1)
   row "RSS after $SCRAPES scrapes, 4 containers (container, VmRSS via host /proc)" "≤ 1.1 MiB" \
-    "$cshow; cgroup ${cgroup% }" "$(verdict "$crss" "$RSS_LIMIT_KIB")"
+    "$cshow; cgroup ${cgroup% }" "$(within "$crss" "$RSS_LIMIT_KIB")"
   oom=$(docker inspect -f '{{.State.OOMKilled}}' "$TAG-exporter")
   s0=$EPOCHREALTIME
   docker stop -t 1 "$TAG-exporter" >/dev/null
@@ -219,34 +208,26 @@ if [[ ${1:-} == --opt-levels ]]; then
     bin=$T/budget-opt-$lvl/$AMD64/dist/ecs-container-exporter
     sim=$T/budget-opt-$lvl/$AMD64/dist/ecs-task-sim
     bytes=$(stat -c %s "$bin")
-    start_sim "$sim" 4
-    port=$(free_port)
+    start_sim "$sim" "$work/sim" --containers 4 --refresh-secs 0 -v
     # CPU per poll: a poll every 20 ms for 10 s, polls counted in the simulator's request log.
-    "$bin" --metadata-url "$SIM_URL" --bind-address 127.0.0.1 --exporter-port "$port" \
-      --interval 0.02 --log-level error &
-    epid=$!
-    PIDS+=("$epid")
+    start_exporter "$bin" 0.02
     wait_full "$port"
     c0=$(cpu_ticks "$epid")
-    n0=$(grep -c 'GET /task/stats' "$WORK/sim.log" || true)
+    n0=$(grep -c 'GET /task/stats' "$work/sim.err" || true)
     sleep 10
     c1=$(cpu_ticks "$epid")
-    n1=$(grep -c 'GET /task/stats' "$WORK/sim.log" || true)
-    kill "$epid"
-    wait "$epid" 2>/dev/null || true
+    n1=$(grep -c 'GET /task/stats' "$work/sim.err" || true)
+    stop "$epid"
     poll_us=$(awk -v c=$((c1 - c0)) -v n=$((n1 - n0)) -v hz="$CLK" \
       'BEGIN {printf "%.0f", c / hz * 1e6 / n}')
     # CPU per scrape: 10,000 scrapes on one keep-alive connection (only the render and write).
-    "$bin" --metadata-url "$SIM_URL" --bind-address 127.0.0.1 --exporter-port "$port" \
-      --interval 60 --log-level error &
-    epid=$!
-    PIDS+=("$epid")
+    start_exporter "$bin" 60
     wait_full "$port" || true
     c0=$(cpu_ticks "$epid")
     curl -sf -o /dev/null "http://127.0.0.1:$port/metrics?n=[1-10000]"
     c1=$(cpu_ticks "$epid")
-    kill "$epid" "$SIM_PID"
-    wait "$epid" "$SIM_PID" 2>/dev/null || true
+    stop "$epid"
+    stop "$SIM_PID"
     scrape_us=$(awk -v c=$((c1 - c0)) -v hz="$CLK" 'BEGIN {printf "%.0f", c / hz * 1e6 / 10000}')
     opt_rows+=("| \"$lvl\" | $bytes B ($(mib "$bytes")) | $poll_us µs ($((n1 - n0)) polls) | $scrape_us µs |")
   done

@@ -28,64 +28,15 @@ HZ=$(getconf CLK_TCK)
 mkdir -p "$WORK"
 LOG=$WORK/run.log
 : >"$LOG"
-
-say() { echo "bench: $*" | tee -a "$LOG" >&2; }
-die() {
-  say "FAILED: $*"
-  exit 1
-}
-
-for tool in cargo python3 curl wrk rustc; do
-  command -v "$tool" >/dev/null 2>&1 || die "$tool not found (wrk: apt-get install -y wrk)"
-done
+# Logging, tool checks, the exit trap (every PID started here killed on exit, by PID only), free
+# ports, the simulator, /proc readers, wrk and number helpers: shared with the other scripts.
+# shellcheck source=lib.sh
+. "$ROOT/tests/bench/lib.sh"
+log_as bench "$LOG"
+need_tools --hint "wrk: apt-get install -y wrk" cargo python3 curl wrk rustc
+SIM=$ROOT/target/release/ecs-task-sim
 
 # ---------------------------------------------------------------------------------------------
-# Processes: every PID started here, killed on exit (by PID only).
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    kill "$pid" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]}"; do
-    wait "$pid" 2>/dev/null || true
-  done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-stop() { # stop PID: kill one process we started and wait for it
-  kill "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# start_sim NAME ARGS...: starts ecs-task-sim on a free loopback port; sets SIM_PID, SIM_URL.
-start_sim() {
-  local name=$1
-  shift
-  rm -f "$WORK/$name.out" "$WORK/$name.err" # (the redirections below happen in the child)
-  "$ROOT/target/release/ecs-task-sim" --listen 127.0.0.1:0 "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
-  SIM_PID=$!
-  PIDS+=("$SIM_PID")
-  local i
-  for i in $(seq 1 100); do
-    SIM_URL=$(sed -n 's/^listening on //p' "$WORK/$name.out" 2>/dev/null | head -n1)
-    [[ -n $SIM_URL ]] && return 0
-    sleep 0.05
-  done
-  die "simulator $name did not start: $(cat "$WORK/$name.err")"
-}
-
-cpu_ticks() { # utime + stime of a process (all its threads, dead ones included), in ticks
-  sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
-}
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
-anon_kib() { awk '/^RssAnon:/ {print $2}' "/proc/$1/status"; }
 thread_ns() { # CPU ns of the thread of PID named NAME (from schedstat, ns resolution)
   local t
   for t in /proc/"$1"/task/*; do
@@ -115,9 +66,9 @@ full() {
 
 # wait_full PID PORT MAX_TRIES SLEEP: scrape until `full`; returns 1 on timeout or if PID died.
 wait_full() {
-  local i pid=$1
+  local pid=$1
   shift
-  for i in $(seq 1 "$2"); do
+  for _ in $(seq 1 "$2"); do
     kill -0 "$pid" 2>/dev/null || return 1
     if curl -s -m 2 -o "$WORK/first.txt" "http://127.0.0.1:$1/metrics" && full "$WORK/first.txt"; then
       return 0
@@ -141,19 +92,17 @@ scrape_run() {
 pct_ms() { # pct_ms FILE P: the P-quantile (nearest rank) of FILE's seconds, in ms
   sort -g "$1" | awk -v p="$2" '{a[NR] = $1} END {i = int(p * NR); if (i < p * NR) i++; if (i < 1) i = 1; printf "%.3f", a[i] * 1000}'
 }
-calc() { awk "BEGIN {print $*}"; }
-fmt() { awk -v v="$1" -v f="$2" 'BEGIN {printf f, v}'; }
 
 # ---------------------------------------------------------------------------------------------
-say "machine: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+log "machine: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 
-say "building: cargo build --release --bins"
+log "building: cargo build --release --bins"
 cargo build --release --bins >>"$LOG" 2>&1 || die "cargo build failed (see $LOG)"
 OURS=$ROOT/target/release/ecs-container-exporter
 
-say "building the render-timing helper (tests/bench/render.rs) against the release rlib"
+log "building the render-timing helper (tests/bench/render.rs) against the release rlib"
 RLIB=$(ls -t "$ROOT"/target/release/deps/libecs_container_exporter-*.rlib 2>/dev/null | head -n1 || true)
 [[ -n $RLIB ]] || die "no release rlib of the crate in target/release/deps"
 rustc --edition 2024 -O --crate-type bin -o "$WORK/render" "$ROOT/tests/bench/render.rs" \
@@ -165,17 +114,17 @@ rustc --edition 2024 -O --crate-type bin -o "$WORK/render" "$ROOT/tests/bench/re
 DIST=$ROOT/target/x86_64-unknown-linux-musl/dist/ecs-container-exporter
 DIST_BUILT=
 if [[ ${BENCH_STATIC:-1} != 0 ]] && rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
-  say "building the shipped static binary: cargo build --profile dist --target x86_64-unknown-linux-musl"
+  log "building the shipped static binary: cargo build --profile dist --target x86_64-unknown-linux-musl"
   if cargo build --profile dist --target x86_64-unknown-linux-musl --bin ecs-container-exporter >>"$LOG" 2>&1; then
     DIST_BUILT=1
   else
-    say "static build failed (see $LOG); measuring the release build only"
+    log "static build failed (see $LOG); measuring the release build only"
   fi
 fi
 
 VENV=$WORK/venv
 if ! "$VENV/bin/python" -c 'import ecs_container_exporter' 2>/dev/null; then
-  say "python3 -m venv $VENV && pip install ecs-container-exporter==$PY_VERSION"
+  log "python3 -m venv $VENV && pip install ecs-container-exporter==$PY_VERSION"
   rm -rf "$VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q "ecs-container-exporter==$PY_VERSION" >>"$LOG" 2>&1 || die "pip install failed (see $LOG)"
@@ -183,36 +132,27 @@ fi
 SITE=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 PY_INSTALLED=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("ecs-container-exporter"))')
 
-# The original writes /tmp/ecs-container-exporter.cache and reads it back on the next start
-# (skipping its 5 s wait and reusing another task's containers). Give it a private /tmp where
-# possible, so every start is a cold start like a new ECS task and nothing else is touched.
-if [[ $(realpath "$VENV") != /tmp/* ]] && unshare --mount sh -c 'mount -t tmpfs bench /tmp' 2>/dev/null; then
-  PY_ISOLATION="private /tmp (unshare --mount + tmpfs)"
-  py_exec=(unshare --mount sh -c 'mount -t tmpfs bench /tmp && exec "$0" "$@"')
-else
-  PY_ISOLATION="shared /tmp; its cache file removed before the start"
-  py_exec=()
-  rm -f /tmp/ecs-container-exporter.cache
-fi
+# The original caches the task in /tmp: a private /tmp where possible (PY_EXEC, PY_ISOLATION).
+python_private_tmp "$VENV"
 
 # ---------------------------------------------------------------------------------------------
 # 1. Side by side on one simulated task of CONTAINERS containers.
-start_sim side --profile fargate --containers "$CONTAINERS" --refresh-secs 0
+start_sim "$SIM" "$WORK/side" --profile fargate --containers "$CONTAINERS" --refresh-secs 0
 SIDE_SIM_PID=$SIM_PID
 SIDE_URL=$SIM_URL
-say "side by side: simulator $SIDE_URL (fargate, $CONTAINERS containers, --refresh-secs 0)"
+log "side by side: simulator $SIDE_URL (fargate, $CONTAINERS containers, --refresh-secs 0)"
 
 # Python original.
 PY_PORT=$(free_port)
 PY_CMD="ECS_CONTAINER_METADATA_URI=$SIDE_URL python -m ecs_container_exporter.main --exporter-port $PY_PORT --interval 0"
 T0=$(date +%s%N)
-ECS_CONTAINER_METADATA_URI=$SIDE_URL "${py_exec[@]}" "$VENV/bin/python" -m ecs_container_exporter.main \
+ECS_CONTAINER_METADATA_URI=$SIDE_URL "${PY_EXEC[@]}" "$VENV/bin/python" -m ecs_container_exporter.main \
   --exporter-port "$PY_PORT" --interval 0 >"$WORK/python.out" 2>"$WORK/python.err" &
 PY_PID=$!
 PIDS+=("$PY_PID")
 wait_full "$PY_PID" "$PY_PORT" 1200 0.05 || die "the Python exporter never served full metrics: $(tail -n5 "$WORK/python.err")"
 PY_START_S=$(calc "($(date +%s%N) - $T0) / 1e9")
-say "python: first full /metrics after ${PY_START_S}s; $SCRAPES scrapes"
+log "python: first full /metrics after ${PY_START_S}s; $SCRAPES scrapes"
 cp "$WORK/first.txt" "$WORK/python-metrics.txt"
 C0=$(cpu_ticks "$PY_PID")
 scrape_run "$PY_PORT" "$SCRAPES" "$WORK/python.lat"
@@ -240,13 +180,13 @@ measure_ours() {
   M[$key.pid]=$pid M[$key.port]=$port
   wait_full "$pid" "$port" 1000 0.005 || die "$key never served full metrics: $(tail -n5 "$WORK/$key.err")"
   M[$key.start]=$(calc "($(date +%s%N) - $t0) / 1e9")
-  say "$key: first full /metrics after ${M[$key.start]}s; $SCRAPES scrapes"
+  log "$key: first full /metrics after ${M[$key.start]}s; $SCRAPES scrapes"
   cp "$WORK/first.txt" "$WORK/$key-metrics.txt"
   scrape_run "$port" "$SCRAPES" "$WORK/$key.lat"
   M[$key.rss]=$(rss_kib "$pid") M[$key.anon]=$(anon_kib "$pid")
   M[$key.p50]=$(pct_ms "$WORK/$key.lat" 0.5)
   M[$key.p99]=$(pct_ms "$WORK/$key.lat" 0.99)
-  say "$key: CPU over $OURS_CPU_SCRAPES keep-alive scrapes, then $OURS_CPU_SCRAPES with a new connection each"
+  log "$key: CPU over $OURS_CPU_SCRAPES keep-alive scrapes, then $OURS_CPU_SCRAPES with a new connection each"
   c0=$(cpu_ticks "$pid")
   scrape_run "$port" "$OURS_CPU_SCRAPES" "$WORK/$key-cpu.lat"
   c1=$(cpu_ticks "$pid")
@@ -279,25 +219,15 @@ if [[ -n $DIST_BUILT ]]; then
 fi
 
 # 2. Throughput: wrk, 16 connections, 2 threads, against the same exporter (CONTAINERS containers).
-say "wrk -t2 -c16 -d${WRK_SECS}s --latency"
+log "wrk -t2 -c16 -d${WRK_SECS}s --latency"
 C0=$(cpu_ticks "$OURS_PID")
-timeout $((WRK_SECS + 20)) wrk -t2 -c16 -d"${WRK_SECS}s" --latency "http://127.0.0.1:$OURS_PORT/metrics" >"$WORK/wrk.txt" 2>&1 ||
-  die "wrk failed: $(cat "$WORK/wrk.txt")"
+wrk_load "$OURS_PORT" "$WRK_SECS" "$WORK/wrk.txt"
 C1=$(cpu_ticks "$OURS_PID")
-WRK_RPS=$(awk '/^Requests\/sec:/ {print $2}' "$WORK/wrk.txt")
-WRK_REQS=$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")
-WRK_P50=$(awk '$1 == "50%" {print $2}' "$WORK/wrk.txt")
-WRK_P99=$(awk '$1 == "99%" {print $2}' "$WORK/wrk.txt")
-WRK_ERRORS=$(grep -E 'Non-2xx|Socket errors' "$WORK/wrk.txt" | tr -s ' ' | paste -sd ';' || true)
-to_ms() { # wrk's 1.23ms / 456.00us / 1.2s -> ms
-  awk -v v="$1" 'BEGIN {
-    if (v ~ /us$/) {sub(/us$/, "", v); printf "%.3f", v / 1000}
-    else if (v ~ /ms$/) {sub(/ms$/, "", v); printf "%.3f", v}
-    else if (v ~ /s$/) {sub(/s$/, "", v); printf "%.3f", v * 1000}
-    else printf "nan"}'
-}
-WRK_P50_MS=$(to_ms "$WRK_P50")
-WRK_P99_MS=$(to_ms "$WRK_P99")
+WRK_RPS=$(wrk_stat "$WORK/wrk.txt" rps)
+WRK_REQS=$(wrk_stat "$WORK/wrk.txt" requests)
+WRK_ERRORS=$(wrk_stat "$WORK/wrk.txt" errors)
+WRK_P50_MS=$(to_ms "$(wrk_stat "$WORK/wrk.txt" p50)")
+WRK_P99_MS=$(to_ms "$(wrk_stat "$WORK/wrk.txt" p99)")
 WRK_CPU_US=$(calc "($C1 - $C0) / $HZ * 1e6 / $WRK_REQS")
 BODY_BYTES=$(stat -c %s "$WORK/release-metrics.txt")
 stop "$OURS_PID"
@@ -306,7 +236,7 @@ stop "$SIDE_SIM_PID"
 # 3. CPU per poll and render time for 1, 10 and 50 containers.
 declare -A POLL_US POLLER_US RENDER_US PARSE_US COMPUTE_US SERIES BYTES NPOLLS
 for n in 1 10 50; do
-  start_sim "poll$n" --profile fargate --containers "$n" --refresh-secs 0 -v
+  start_sim "$SIM" "$WORK/poll$n" --profile fargate --containers "$n" --refresh-secs 0 -v
   sim_pid=$SIM_PID
   sim_err=$WORK/poll$n.err
   curl -s -m 5 -o "$WORK/task$n.json" "$SIM_URL/task"
@@ -335,7 +265,7 @@ for n in 1 10 50; do
   NPOLLS[$n]=$((p1 - p0))
   POLL_US[$n]=$(calc "($c1 - $c0) / $HZ * 1e6 / ($p1 - $p0)")
   POLLER_US[$n]=$(calc "($ns1 - $ns0) / 1000 / ($p1 - $p0)")
-  say "$n containers: $(fmt "${POLL_US[$n]}" '%.1f') us process CPU per poll (poller thread $(fmt "${POLLER_US[$n]}" '%.1f') us) over ${NPOLLS[$n]} polls; render $render us"
+  log "$n containers: $(fmt "${POLL_US[$n]}" '%.1f') us process CPU per poll (poller thread $(fmt "${POLLER_US[$n]}" '%.1f') us) over ${NPOLLS[$n]} polls; render $render us"
   stop "$pid"
   stop "$sim_pid"
 done
@@ -361,25 +291,24 @@ read -r FIT_A FIT_B FIT_R2 FIT_DEV < <(awk -v y1="${POLL_US[1]}" -v y10="${POLL_
   # how far the 10-container point lies from the straight line through 1 and 50
   line10 = y1 + (y50 - y1) * 9 / 49
   printf "%.2f %.3f %.4f %.1f\n", a, b, (sr > ss ? 0 : 1 - sr / ss), (y10 - line10) / y10 * 100}')
-verdict() { if awk "BEGIN {exit !($1)}"; then echo "met"; else echo "**missed**"; fi; }
 V_RSS=$(verdict "$RSS_RATIO >= 15")
 V_CPU=$(verdict "$CPU_RATIO >= 20 && $CPU_CLOSE_RATIO >= 20")
 V_RPS=$(verdict "$WRK_RPS >= 15000")
 V_P99=$(verdict "$WRK_P99_MS <= 2")
 V_LIN=$(verdict "$FIT_R2 >= 0.98 && $FIT_DEV <= 25 && $FIT_DEV >= -25")
 
-mib() { fmt "$(calc "$1 / 1024")" '%.1f'; }
+mib() { fmt "$(calc "$1 / 1024")" '%.1f'; } # KiB -> MiB, the number alone
 x() { fmt "$1" '%.0f'; }
 
-say "soak: bash tests/bench/soak.sh"
+log "soak: bash tests/bench/soak.sh"
 SOAK_TABLE=$(bash "$ROOT/tests/bench/soak.sh" 2>>"$LOG") || SOAK_TABLE="## Soak
 
 The soak failed or could not run; see $LOG."
-say "budgets: bash tests/bench/budgets.sh"
+log "budgets: bash tests/bench/budgets.sh"
 BUDGETS_TABLE=$(bash "$ROOT/tests/bench/budgets.sh" 2>>"$LOG") || BUDGETS_TABLE="## Budgets
 
 The budgets script failed or could not run; see $LOG."
-say "HTTP server: bash tests/bench/server.sh (the previous server is built once, into target/bench/prev-server)"
+log "HTTP server: bash tests/bench/server.sh (the previous server is built once, into target/bench/prev-server)"
 SERVER_RESULTS=$WORK/server.results
 rm -f "$SERVER_RESULTS"
 SERVER_TABLE=$(BENCH_WORK=$WORK SERVER_RESULTS=$SERVER_RESULTS bash "$ROOT/tests/bench/server.sh" 2>>"$LOG") ||
@@ -387,7 +316,7 @@ SERVER_TABLE=$(BENCH_WORK=$WORK SERVER_RESULTS=$SERVER_RESULTS bash "$ROOT/tests
 
 The server script failed or could not run; see $LOG."
 server_result() { sed -n "s/^$1=//p" "$SERVER_RESULTS" 2>/dev/null | head -n1; }
-say "tiny_http: bash tests/bench/tiny_http.sh"
+log "tiny_http: bash tests/bench/tiny_http.sh"
 TINY_HTTP_TABLE=$(bash "$ROOT/tests/bench/tiny_http.sh" 2>>"$LOG") || TINY_HTTP_TABLE="## tiny_http 0.12.0 vs ours: accept errors and idle connections
 
 The tiny_http script failed or could not run; see $LOG."
@@ -572,8 +501,8 @@ EOF
   sed -n '/^__NOTES__$/,/^NOTES_END$/p' "$ROOT/tests/bench/run.sh" | sed '1d;$d'
 } >"$OUT"
 
-say "wrote $OUT"
-say "RSS ${RSS_RATIO}x ($V_RSS), CPU ${CPU_RATIO}x ($V_CPU), ${WRK_RPS} scrapes/s ($V_RPS), p99 ${WRK_P99_MS} ms ($V_P99), linear ($V_LIN)"
+log "wrote $OUT"
+log "RSS ${RSS_RATIO}x ($V_RSS), CPU ${CPU_RATIO}x ($V_CPU), ${WRK_RPS} scrapes/s ($V_RPS), p99 ${WRK_P99_MS} ms ($V_P99), linear ($V_LIN)"
 exit 0
 
 # The notes, never executed (a quoted here-document), copied into BENCHMARKS.md.

@@ -65,43 +65,17 @@ T_RSS_KIB=1126.4 # 1.1 MiB
 T_BINARY=1048576
 T_LAT_MS=1
 
-log() { echo "server: $*" >&2; }
-die() {
-  log "FAILED: $*"
-  exit 1
-}
-for tool in cargo python3 curl wrk strace prlimit; do
-  command -v "$tool" >/dev/null 2>&1 || die "$tool not found"
-done
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do
-    kill "$p" 2>/dev/null || true
-  done
-  for p in "${pids[@]}"; do
-    wait "$p" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-stop() { # stop PID: kill one process we started and wait for it
-  kill "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
+# Logging, tool checks, the exit trap (every PID in PIDS killed on exit, $work removed), free
+# ports, the simulator, /proc readers, wrk and number helpers: shared with the other scripts.
+# shellcheck source=lib.sh
+. "$ROOT/tests/bench/lib.sh"
+log_as server
+need_tools cargo python3 curl wrk strace prlimit
+temp_work
 
 # The client holds IDLE sockets at once, more than a common soft limit of 1024 allows for large
 # IDLE; the exporters inherit this limit (their own cap is 1,024 connections).
-need=$((IDLE + 256))
-if (($(ulimit -n) < need)); then
-  hard=$(ulimit -Hn)
-  [[ $hard == unlimited ]] || ((hard >= need)) || die "ulimit -Hn is $hard; $need descriptors are needed"
-  ulimit -n "$need"
-fi
+raise_nofile $((IDLE + 256))
 
 # --- builds ------------------------------------------------------------------------------------
 log "building the shipped binary (make static) and the simulator (cargo build --release --bins)"
@@ -150,19 +124,6 @@ KEYS=(ours)
 [[ -n $PREV ]] && KEYS+=(prev)
 
 # --- helpers -----------------------------------------------------------------------------------
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
-stime_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $13}'; }
-status_field() { awk -v f="$2:" '$1 == f {print $2; exit}' "/proc/$1/status"; }
-calc() { awk "BEGIN {print $*}"; }
-fmt() { awk -v v="$1" -v f="$2" 'BEGIN {printf f, v}'; }
-num() { # 12345 -> 12,345
-  awk -v n="$1" 'BEGIN {s = sprintf("%d", n); t = ""; while (length(s) > 3) {t = "," substr(s, length(s) - 2) t; s = substr(s, 1, length(s) - 3)}; print s t}'
-}
-verdict() { if awk "BEGIN {exit !($1)}"; then echo "met"; else echo "**missed**"; fi; }
-
 # full PORT: one scrape has the CPU ratio of every container and of the task.
 full() {
   local body
@@ -176,26 +137,12 @@ full() {
 # E_PID[KEY] and E_PORT[KEY].
 declare -A E_PID E_PORT
 start_exporter() {
-  local key=$1 bin=$2 prefix=() port pid
+  local key=$1 bin=$2 prefix=()
   [[ -z ${3:-} ]] || prefix=(prlimit "--nofile=$3:$3")
-  for _ in 1 2 3 4 5; do
-    port=$(free_port)
-    "${prefix[@]}" "$bin" --metadata-url "$SIM_URL" --bind-address 127.0.0.1 --exporter-port "$port" \
-      --interval 600 >/dev/null 2>"$work/$key.err" &
-    pid=$!
-    for _ in $(seq 200); do
-      kill -0 "$pid" 2>/dev/null || break
-      full "$port" && break
-      sleep 0.025
-    done
-    if kill -0 "$pid" 2>/dev/null && full "$port"; then
-      pids+=("$pid")
-      E_PID[$key]=$pid E_PORT[$key]=$port
-      return 0
-    fi
-    stop "$pid"
-  done
-  die "$key ($bin) did not serve full metrics: $(tail -n3 "$work/$key.err")"
+  start_on_free_port full "$work/$key.err" "${prefix[@]}" "$bin" --metadata-url "$SIM_URL" \
+    --bind-address 127.0.0.1 --exporter-port @PORT@ --interval 600 ||
+    die "$key ($bin) did not serve full metrics: $(tail -n3 "$work/$key.err")"
+  E_PID[$key]=$PID E_PORT[$key]=$PORT
 }
 
 # newconn PORT N: N new-connection scrapes; prints "answered median_ms p99_ms"; fails unless all
@@ -210,20 +157,8 @@ newconn() {
   echo "$out"
 }
 
-# kv FILE KEY: the value of KEY in a line of key=value pairs.
-kv() { tr ' ' '\n' <"$1" | sed -n "s/^$2=//p" | head -n1; }
-
 # --- the servers -------------------------------------------------------------------------------
-"$SIM" --listen 127.0.0.1:0 --profile fargate --containers "$CONTAINERS" --refresh-secs 0 \
-  >"$work/sim.out" 2>"$work/sim.err" &
-pids+=($!)
-SIM_URL=
-for _ in $(seq 100); do
-  SIM_URL=$(sed -n 's/^listening on //p' "$work/sim.out" 2>/dev/null | head -n1 || true)
-  [[ -n $SIM_URL ]] && break
-  sleep 0.05
-done
-[[ -n $SIM_URL ]] || die "the simulator did not start: $(cat "$work/sim.err")"
+start_sim "$SIM" "$work/sim" --profile fargate --containers "$CONTAINERS" --refresh-secs 0
 log "simulator $SIM_URL (fargate, $CONTAINERS containers); load $(cut -d' ' -f1-3 /proc/loadavg)"
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -266,7 +201,7 @@ C
     FLOOR_PORT=$(free_port)
     "$work/floor" "$FLOOR_PORT" "$work/floor.body" &
     FLOOR_PID=$!
-    pids+=("$FLOOR_PID")
+    PIDS+=("$FLOOR_PID")
     sleep 0.2
   else
     log "the C floor server did not build: $(tail -n1 "$work/floor.err")"
@@ -282,18 +217,13 @@ elif ! "$VENV/bin/python" -c 'import ecs_container_exporter' 2>/dev/null; then
 else
   PY_VERSION=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("ecs-container-exporter"))')
   # As in run.sh: a private /tmp, so its task cache from another run is not reused.
-  py_exec=()
-  if [[ $(realpath "$VENV") != /tmp/* ]] && unshare --mount sh -c 'mount -t tmpfs bench /tmp' 2>/dev/null; then
-    py_exec=(unshare --mount sh -c 'mount -t tmpfs bench /tmp && exec "$0" "$@"')
-  else
-    rm -f /tmp/ecs-container-exporter.cache
-  fi
+  python_private_tmp "$VENV"
   port=$(free_port)
   log "Python original $PY_VERSION: start (it sleeps 5 s before its first request), then $PER_ROUND scrapes"
-  ECS_CONTAINER_METADATA_URI=$SIM_URL "${py_exec[@]}" "$VENV/bin/python" -m ecs_container_exporter.main \
+  ECS_CONTAINER_METADATA_URI=$SIM_URL "${PY_EXEC[@]}" "$VENV/bin/python" -m ecs_container_exporter.main \
     --exporter-port "$port" --interval 0 >/dev/null 2>"$work/python.err" &
   py_pid=$!
-  pids+=("$py_pid")
+  PIDS+=("$py_pid")
   for _ in $(seq 600); do
     kill -0 "$py_pid" 2>/dev/null || break
     full "$port" && break
@@ -363,7 +293,7 @@ for k in "${KEYS[@]}"; do
   log "$k: strace -c -f over $STRACE_SCRAPES new-connection scrapes"
   strace -c -f -p "${E_PID[$k]}" -o "$work/strace-$k.txt" 2>"$work/strace-$k.err" &
   spid=$!
-  pids+=("$spid")
+  PIDS+=("$spid")
   for _ in $(seq 100); do
     grep -q 'attached' "$work/strace-$k.err" 2>/dev/null && break
     sleep 0.05
@@ -373,6 +303,7 @@ for k in "${KEYS[@]}"; do
   sleep 0.3
   kill -INT "$spid" 2>/dev/null || true
   wait "$spid" 2>/dev/null || true
+  forget "$spid"
   # strace -c rows: % time, seconds, usecs/call, calls, [errors,] syscall
   awk -v n="$STRACE_SCRAPES" '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" {
       err = (NF == 6 ? $5 : 0); printf "%s %.2f %.2f\n", $NF, $4 / n, err / n}' \
@@ -388,13 +319,6 @@ for k in "${KEYS[@]}"; do
 done
 
 # --- 3. keep-alive throughput ------------------------------------------------------------------
-to_ms() { # wrk's 1.23ms / 456.00us / 1.2s -> ms
-  awk -v v="$1" 'BEGIN {
-    if (v ~ /us$/) {sub(/us$/, "", v); printf "%.3f", v / 1000}
-    else if (v ~ /ms$/) {sub(/ms$/, "", v); printf "%.3f", v}
-    else if (v ~ /s$/) {sub(/s$/, "", v); printf "%.3f", v * 1000}
-    else printf "nan"}'
-}
 declare -A WRK_RPS WRK_P50 WRK_P99 WRK_REQS WRK_TICKS WRK_ERR
 for k in "${KEYS[@]}"; do WRK_RPS[$k]='' WRK_P50[$k]='' WRK_P99[$k]='' WRK_REQS[$k]=0 WRK_TICKS[$k]=0 WRK_ERR[$k]=''; done
 for r in $(seq "$WRK_ROUNDS"); do
@@ -402,15 +326,14 @@ for r in $(seq "$WRK_ROUNDS"); do
     log "$k: wrk -t2 -c16 -d${WRK_SECS}s --latency (round $r)"
     pid=${E_PID[$k]}
     c0=$(cpu_ticks "$pid")
-    timeout $((WRK_SECS + 20)) wrk -t2 -c16 -d"${WRK_SECS}s" --latency "http://127.0.0.1:${E_PORT[$k]}/metrics" \
-      >"$work/wrk.txt" 2>&1 || die "wrk failed: $(cat "$work/wrk.txt")"
+    wrk_load "${E_PORT[$k]}" "$WRK_SECS" "$work/wrk.txt"
     c1=$(cpu_ticks "$pid")
-    WRK_RPS[$k]+="$(awk '/^Requests\/sec:/ {print $2}' "$work/wrk.txt") "
-    WRK_P50[$k]+="$(to_ms "$(awk '$1 == "50%" {print $2}' "$work/wrk.txt")") "
-    WRK_P99[$k]+="$(to_ms "$(awk '$1 == "99%" {print $2}' "$work/wrk.txt")") "
-    WRK_REQS[$k]=$((WRK_REQS[$k] + $(awk '/requests in/ {print $1}' "$work/wrk.txt")))
+    WRK_RPS[$k]+="$(wrk_stat "$work/wrk.txt" rps) "
+    WRK_P50[$k]+="$(to_ms "$(wrk_stat "$work/wrk.txt" p50)") "
+    WRK_P99[$k]+="$(to_ms "$(wrk_stat "$work/wrk.txt" p99)") "
+    WRK_REQS[$k]=$((WRK_REQS[$k] + $(wrk_stat "$work/wrk.txt" requests)))
     WRK_TICKS[$k]=$((WRK_TICKS[$k] + c1 - c0))
-    WRK_ERR[$k]+=$(grep -E 'Non-2xx|Socket errors' "$work/wrk.txt" | tr -s ' ' | paste -sd ';' || true)
+    WRK_ERR[$k]+=$(wrk_stat "$work/wrk.txt" errors)
   done
 done
 mean() { tr ' ' '\n' <<<"$1" | grep . | awk '{s += $1} END {print s / NR}'; }
@@ -453,7 +376,6 @@ done
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- the section -------------------------------------------------------------------------------
-kib_mib() { awk -v k="$1" 'BEGIN {printf "%.2f MiB", k / 1024}'; }
 us() { if awk "BEGIN {exit !($1 >= 1000)}"; then echo "$(num "$(fmt "$1" '%.0f')") µs"; else fmt "$1" '%.1f µs'; fi; }
 have_prev() { [[ -n $PREV ]]; }
 # prev CMD ARGS...: the previous server's cell (CMD's output), or "–" when it was not measured.

@@ -23,73 +23,31 @@ INTERVAL=${SOAK_INTERVAL:-0.5}
 DELAY_MS=${SOAK_DELAY_MS:-1}
 WRK_THREADS=2
 
-log() { echo "soak: $*" >&2; }
+# Logging, the exit trap (every PID in PIDS killed on exit, also on Ctrl-C; $work removed), free
+# ports, the simulator, /proc readers: shared with the other scripts.
+# shellcheck source=lib.sh
+. tests/bench/lib.sh
+log_as soak
 
 log "building (cargo build --release --bins)"
 cargo build --release --bins >&2
 bin="${CARGO_TARGET_DIR:-target}/release"
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do
-    kill "$p" 2>/dev/null || true
-  done
-  for p in "${pids[@]}"; do
-    wait "$p" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-status_field() { # pid field -> value (first number)
-  awk -v f="$2:" '$1 == f { print $2; exit }' "/proc/$1/status"
-}
-
-free_port() {
-  if command -v python3 >/dev/null 2>&1; then
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-  else
-    echo $((20000 + RANDOM % 30000))
-  fi
-}
+temp_work
 
 metric() { # body name -> value of an unlabelled or first matching series
   awk -v n="$2" '$1 == n || index($1, n "{") == 1 { print $2; exit }' <<<"$1"
 }
 
 # The simulated endpoint.
-"$bin/ecs-task-sim" --listen 127.0.0.1:0 --profile ec2-bridge >"$work/sim.out" 2>/dev/null &
-pids+=($!)
-for _ in $(seq 200); do
-  grep -q '^listening on ' "$work/sim.out" && break
-  sleep 0.05
-done
-sim_url=$(sed -n 's/^listening on //p' "$work/sim.out")
-[[ -n $sim_url ]] || { log "the simulator did not start"; exit 1; }
+start_sim "$bin/ecs-task-sim" "$work/sim" --profile ec2-bridge
+sim_url=$SIM_URL
 
 # The exporter, on a port of its own (retried if another process takes the port first).
-exporter=""
-for _ in 1 2 3 4 5; do
-  port=$(free_port)
-  "$bin/ecs-container-exporter" --metadata-url "$sim_url" --bind-address 127.0.0.1 \
-    --exporter-port "$port" --interval "$INTERVAL" --log-level error 2>"$work/exporter.err" &
-  candidate=$!
-  for _ in $(seq 100); do
-    curl -fs -o /dev/null "http://127.0.0.1:$port/metrics" && break
-    sleep 0.05
-  done
-  sleep 0.3
-  if kill -0 "$candidate" 2>/dev/null && curl -fs -o /dev/null "http://127.0.0.1:$port/metrics"; then
-    exporter=$candidate
-    pids+=("$exporter")
-    break
-  fi
-  kill "$candidate" 2>/dev/null || true
-  wait "$candidate" 2>/dev/null || true
-done
-[[ -n $exporter ]] || { log "the exporter did not start"; cat "$work/exporter.err" >&2; exit 1; }
+answers() { curl -fs -o /dev/null "http://127.0.0.1:$1/metrics"; }
+start_on_free_port answers "$work/exporter.err" "$bin/ecs-container-exporter" --metadata-url "$sim_url" \
+  --bind-address 127.0.0.1 --exporter-port @PORT@ --interval "$INTERVAL" --log-level error ||
+  die "the exporter did not start: $(cat "$work/exporter.err")"
+exporter=$PID port=$PORT
 url="http://127.0.0.1:$port/metrics"
 for _ in $(seq 100); do
   curl -fs "$url" | grep -q '^ecs_exporter_up 1' && break
@@ -121,7 +79,7 @@ log "exporter pid $exporter on $url: VmRSS ${rss_start} KiB, ${threads_start} th
   done
 ) &
 flapper=$!
-pids+=("$flapper")
+PIDS+=("$flapper")
 sleep 1.2 # start under a fault
 
 # The load.
@@ -156,12 +114,13 @@ LUA
     wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${MAX_SECONDS}s" --timeout 5s --latency \
     -s "$work/stop.lua" "$url" >"$work/load.out" 2>&1 &
   wrk_pid=$!
-  pids+=("$wrk_pid")
+  PIDS+=("$wrk_pid")
   while kill -0 "$wrk_pid" 2>/dev/null && (($(wc -l <"$work/marker") < WRK_THREADS)); do
     sleep 0.1
   done
   kill -INT "$wrk_pid" 2>/dev/null || true
   wait "$wrk_pid" 2>/dev/null || true
+  forget "$wrk_pid"
   cat "$work/load.out" >&2
   done_scrapes=$(awk '/requests in/ { print $1; exit }' "$work/load.out")
   non200=$(awk -F': *' '/Non-2xx or 3xx responses/ { print $2; exit }' "$work/load.out")
@@ -199,8 +158,7 @@ PY
   read -r done_scrapes non200 errors p50 p99 <"$work/load.out"
 fi
 finished=$(date +%s.%N)
-kill "$flapper" 2>/dev/null || true
-wait "$flapper" 2>/dev/null || true
+stop "$flapper"
 curl -fs -o /dev/null "$sim_url/control/clear" || true
 
 alive=yes

@@ -16,10 +16,11 @@
 # `tiny_http = "=0.12.0"` and the plain `Server::http` + `incoming_requests()` loop; its target
 # directory is cached in target/bench/tiny_http-target so a rerun does not rebuild it. Ours is
 # target/release/ecs-container-exporter, built (cargo build --release --bins) only if missing. Needs
-# cargo (network access to crates.io on the first run), python3 (the clients), prlimit
-# (util-linux). Loopback only; every wait is bounded; every process started here is killed by its
-# PID on exit. Knobs: TINY_IDLE (1000) idle connections, TINY_FLOOD (150) flood connections,
-# TINY_NOFILE (64) the servers' RLIMIT_NOFILE in the flood, TINY_GETS (20) requests after it.
+# cargo (network access to crates.io on the first run), python3 (the clients:
+# tests/bench/server_client.py, as for server.sh), prlimit (util-linux). Loopback only; every wait
+# is bounded; every process started here is killed by its PID on exit. Knobs: TINY_IDLE (1000)
+# idle connections, TINY_FLOOD (150) flood connections, TINY_NOFILE (64) the servers'
+# RLIMIT_NOFILE in the flood, TINY_GETS (20) requests after it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -30,44 +31,17 @@ NOFILE=${TINY_NOFILE:-64}
 GETS=${TINY_GETS:-20}
 TINY_VERSION=0.12.0
 
-log() { echo "tiny_http: $*" >&2; }
-die() {
-  log "FAILED: $*"
-  exit 1
-}
-for tool in cargo python3 prlimit; do
-  command -v "$tool" >/dev/null 2>&1 || die "$tool not found"
-done
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do
-    kill "$p" 2>/dev/null || true
-  done
-  for p in "${pids[@]}"; do
-    wait "$p" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-stop() { # stop PID: kill one process we started and wait for it
-  kill "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
+# Logging, tool checks, the exit trap (every PID in PIDS killed on exit, $work removed), free
+# ports, the simulator, number helpers: shared with the other scripts.
+# shellcheck source=lib.sh
+. "$ROOT/tests/bench/lib.sh"
+log_as tiny_http
+need_tools cargo python3 prlimit
+temp_work
 
 # The client sockets (1,000 idle connections + a few) and the servers of experiment 2, which
 # inherit this limit, need more descriptors than a common soft limit of 1024.
-need=$((IDLE + 256))
-if (($(ulimit -n) < need)); then
-  hard=$(ulimit -Hn)
-  [[ $hard == unlimited ]] || ((hard >= need)) ||
-    die "ulimit -Hn is $hard; $need descriptors are needed"
-  ulimit -n "$need"
-fi
+raise_nofile $((IDLE + 256))
 log "ulimit -n $(ulimit -n) (hard $(ulimit -Hn))"
 
 # --- builds ------------------------------------------------------------------------------------
@@ -142,191 +116,22 @@ log "building the tiny_http $TINY_VERSION probe (cargo build --release, into $T/
 cp "$work/probe/Cargo.lock" "$T/bench/tiny_http-probe.lock"
 PROBE=$T/bench/tiny_http-target/release/tiny-http-probe
 
-# --- the client side (python3): flood, requests, idle connections ------------------------------
-cat >"$work/client.py" <<'EOF'
-import os, select, socket, sys, time
-
-def status(pid):
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            out[key] = value.split()[0] if value.split() else ""
-    return int(out["Threads"]), int(out["VmRSS"])
-
-def connect_many(port, n, deadline):
-    """n non-blocking connects at once; waits (poll, no FD_SETSIZE limit) until each has
-    connected or failed, at most `deadline` seconds. Returns the connected sockets and the rest."""
-    socks, pending, poller = {}, set(), select.poll()
-    for _ in range(n):
-        s = socket.socket()
-        s.setblocking(False)
-        s.connect_ex(("127.0.0.1", port))
-        socks[s.fileno()] = s
-        pending.add(s.fileno())
-        poller.register(s, select.POLLOUT)
-    connected, failed = [], []
-    end = time.monotonic() + deadline
-    while pending and time.monotonic() < end:
-        for fd, _ in poller.poll(100):
-            if fd not in pending:
-                continue
-            pending.discard(fd)
-            poller.unregister(fd)
-            s = socks[fd]
-            (failed if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) else connected).append(s)
-    failed += [socks[fd] for fd in pending]
-    return connected, failed
-
-def not_accepted(port):
-    """Connections to the listener on `port` the server has not accepted yet: its accept queue
-    (rx_queue of the LISTEN entry) plus handshakes still in SYN_RECV (/proc/net/tcp)."""
-    n = 0
-    with open("/proc/net/tcp") as f:
-        next(f)
-        for line in f:
-            field = line.split()
-            if int(field[1].split(":")[1], 16) != port:
-                continue
-            if field[3] == "0A":
-                n += int(field[4].split(":")[1], 16)
-            elif field[3] == "03":
-                n += 1
-    return n
-
-def connect_paced(port, n, batch, deadline):
-    """n connections in batches of `batch` (below the listen backlog of 128), each batch once the
-    server has accepted the previous one (or after 3 s), so that no handshake waits in the
-    kernel for a SYN-ACK retransmission. Returns the connected sockets and the rest."""
-    connected, failed = [], []
-    end = time.monotonic() + deadline
-    while len(connected) + len(failed) < n and time.monotonic() < end:
-        ok, bad = connect_many(port, min(batch, n - len(connected) - len(failed)), 3.0)
-        connected += ok
-        failed += bad
-        wait = time.monotonic() + 3.0
-        while not_accepted(port) and time.monotonic() < wait:
-            time.sleep(0.01)
-    return connected, failed
-
-def closed_by_server(socks):
-    """How many of the connected sockets the server has closed (EOF or reset seen)."""
-    n = 0
-    for s in socks:
-        try:
-            if s.recv(1, socket.MSG_PEEK) == b"":
-                n += 1
-        except BlockingIOError:
-            pass
-        except OSError:
-            n += 1
-    return n
-
-def close_all(*lists):
-    for l in lists:
-        for s in l:
-            s.close()
-
-def get(port, timeout):
-    try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    except ConnectionRefusedError:
-        return "refused"
-    except socket.timeout:
-        return "timeout"
-    except OSError:
-        return "error"
-    try:
-        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        if data.startswith(b"HTTP/1.1 200"):
-            return "answered"
-        return "closed" if not data else "other"
-    except socket.timeout:
-        return "timeout"
-    except ConnectionResetError:
-        return "reset"
-    except OSError:
-        return "error"
-    finally:
-        s.close()
-
-mode = sys.argv[1]
-if mode == "flood":  # flood PORT N HOLD GETS: prints connected, closed by server, then outcomes
-    port, n, hold, gets = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
-    ok, bad = connect_many(port, n, 3.0)
-    time.sleep(hold)
-    closed = closed_by_server(ok)
-    close_all(ok, bad)
-    time.sleep(0.5)
-    outcomes = [get(port, 2.0) for _ in range(gets)]
-    kinds = {k: outcomes.count(k) for k in sorted(set(outcomes))}
-    print(len(ok), closed, outcomes.count("answered"),
-          ",".join(f"{k}:{v}" for k, v in kinds.items()))
-elif mode == "idle":  # idle PID PORT N: Threads/VmRSS before, held, after release (+2 s, +7 s)
-    pid, port, n = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-    before = status(pid)
-    t0 = time.monotonic()
-    ok, bad = connect_paced(port, n, 64, 30.0)
-    connect_s = time.monotonic() - t0
-    pending = not_accepted(port)
-    # settle: at least 1.5 s, then until Threads stops changing over 1 s (at most 5 s more)
-    time.sleep(1.5)
-    held = status(pid)
-    end = time.monotonic() + 5.0
-    while time.monotonic() < end:
-        time.sleep(1.0)
-        now = status(pid)
-        if now[0] == held[0]:
-            held = now
-            break
-        held = now
-    settle_s = time.monotonic() - t0 - connect_s
-    sockets = sum(1 for fd in os.listdir(f"/proc/{pid}/fd")
-                  if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"))
-    closed = closed_by_server(ok)
-    # an ordinary request while they are held
-    t = time.monotonic()
-    served = get(port, 2.0)
-    served_ms = (time.monotonic() - t) * 1000
-    close_all(ok, bad)
-    time.sleep(2.0)
-    after2 = status(pid)
-    time.sleep(5.0)
-    after7 = status(pid)
-    print(len(ok), closed, "%.1f" % connect_s, "%.1f" % settle_s, pending, sockets, served,
-          "%.1f" % served_ms, *before, *held, *after2, *after7)
-EOF
-
+# --- the client side: tests/bench/server_client.py (flood, requests, idle connections) ---------
 # client OUTFILE ARGS...: runs the python client in the background (so Ctrl-C and the trap act at
-# once) and waits for it; its one line of results goes to OUTFILE.
+# once) and waits for it; its one line of key=value results goes to OUTFILE.
 client() {
-  local out=$1
+  local out=$1 p rc=0
   shift
-  python3 "$work/client.py" "$@" >"$out" &
-  local p=$!
-  pids+=("$p")
-  wait "$p"
+  python3 "$ROOT/tests/bench/server_client.py" "$@" >"$out" &
+  p=$!
+  PIDS+=("$p")
+  wait "$p" || rc=$?
+  forget "$p"
+  return "$rc"
 }
 
 # --- servers -----------------------------------------------------------------------------------
-"$SIM" --listen 127.0.0.1:0 --profile fargate >"$work/sim.out" 2>"$work/sim.err" &
-pids+=($!)
-for _ in $(seq 100); do
-  grep -q '^listening on ' "$work/sim.out" 2>/dev/null && break
-  sleep 0.05
-done
-SIM_URL=$(sed -n 's/^listening on //p' "$work/sim.out" 2>/dev/null | head -n1 || true)
-[[ -n $SIM_URL ]] || die "the simulator did not start: $(cat "$work/sim.err")"
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+start_sim "$SIM" "$work/sim" --profile fargate
 
 # answers PORT: one GET /metrics answered 200 (bash's /dev/tcp, no curl needed)
 answers() {
@@ -349,14 +154,9 @@ start_probe() {
     "$PROBE" "$@" >"$work/$name.out" 2>"$work/$name.err" &
   fi
   PID=$!
-  pids+=("$PID")
-  local url=""
-  for _ in $(seq 100); do
-    url=$(sed -n 's/^listening on //p' "$work/$name.out" 2>/dev/null | head -n1 || true)
-    [[ -n $url ]] && break
-    sleep 0.05
-  done
-  [[ -n $url ]] || die "tiny_http probe $name did not start: $(cat "$work/$name.err")"
+  PIDS+=("$PID")
+  local url
+  url=$(listening_url "$work/$name.out") || die "tiny_http probe $name did not start: $(cat "$work/$name.err")"
   PORT=${url##*:}
   answers "$PORT" 2>/dev/null || die "tiny_http probe $name does not answer"
 }
@@ -367,34 +167,23 @@ start_ours() {
   local name=$1
   local prefix=()
   [[ $2 == - ]] || prefix=(prlimit "--nofile=$2:$2")
-  for _ in 1 2 3 4 5; do
-    PORT=$(free_port)
-    "${prefix[@]}" "$OURS" --metadata-url "$SIM_URL" --bind-address 127.0.0.1 --exporter-port "$PORT" \
-      --interval 10 >"$work/$name.out" 2>"$work/$name.err" &
-    PID=$!
-    for _ in $(seq 100); do
-      answers "$PORT" 2>/dev/null && break
-      kill -0 "$PID" 2>/dev/null || break
-      sleep 0.05
-    done
-    if kill -0 "$PID" 2>/dev/null && answers "$PORT" 2>/dev/null; then
-      pids+=("$PID")
-      return 0
-    fi
-    stop "$PID"
-  done
-  die "our exporter ($name) did not start: $(cat "$work/$name.err")"
+  start_on_free_port answers "$work/$name.err" "${prefix[@]}" "$OURS" --metadata-url "$SIM_URL" \
+    --bind-address 127.0.0.1 --exporter-port @PORT@ --interval 10 ||
+    die "our exporter ($name) did not start: $(cat "$work/$name.err")"
 }
 
 # --- 2. idle connections (first: each server with this shell's descriptor limit) ---------------
 declare -A R
+# The client reads Threads/VmRSS idle (0), held (1: once the thread count settled), 2 s (3) and
+# 7 s (4) after release; one GET /metrics on a new connection while they are held (first).
 idle_run() { # idle_run KEY: on the server PID/PORT just started
   log "$1: $IDLE idle connections (pid $PID, port $PORT)"
-  client "$work/idle-$1" idle "$PID" "$PORT" "$IDLE"
-  read -r "R[$1.conn]" "R[$1.closed]" "R[$1.connect_s]" "R[$1.settle_s]" "R[$1.pending]" \
-    "R[$1.sockets]" "R[$1.served]" "R[$1.served_ms]" \
-    "R[$1.t0]" "R[$1.r0]" "R[$1.t1]" "R[$1.r1]" "R[$1.t2]" "R[$1.r2]" "R[$1.t3]" "R[$1.r3]" \
-    <"$work/idle-$1"
+  client "$work/idle-$1" idle "$PID" "$PORT" "$IDLE" 1 --settle --late || die "$1: idle client failed"
+  local f
+  for f in connected closed connect_s held_s pending sockets first first_ms \
+    threads0 rss0 threads1 rss1 threads3 rss3 threads4 rss4; do
+    R[$1.$f]=$(kv "$work/idle-$1" "$f")
+  done
   log "$1: $(cat "$work/idle-$1")"
   R[$1.alive]=yes
   kill -0 "$PID" 2>/dev/null || R[$1.alive]=no
@@ -411,8 +200,9 @@ idle_run ours
 # descriptors: both limits NOFILE and NOFILE-1 are run, one per path.
 flood_run() { # flood_run KEY NAME: on the server PID/PORT just started (stderr in $work/NAME.err)
   log "$1: flood of $FLOOD idle connections, released, then $GETS GETs"
-  client "$work/flood-$1" flood "$PORT" "$FLOOD" 1.0 "$GETS"
-  read -r "R[$1.fconn]" "R[$1.fclosed]" "R[$1.answered]" "R[$1.kinds]" <"$work/flood-$1"
+  client "$work/flood-$1" flood - "$PORT" "$FLOOD" 1.0 0 "$GETS" || die "$1: flood client failed"
+  R[$1.answered]=$(kv "$work/flood-$1" after)
+  R[$1.kinds]=$(kv "$work/flood-$1" after_kinds)
   log "$1: $(cat "$work/flood-$1")"
   if kill -0 "$PID" 2>/dev/null; then
     R[$1.proc]="process alive"
@@ -420,6 +210,7 @@ flood_run() { # flood_run KEY NAME: on the server PID/PORT just started (stderr 
   else
     local rc=0
     wait "$PID" 2>/dev/null || rc=$?
+    forget "$PID"
     R[$1.proc]="process exited, status $rc"
   fi
   local err=$work/$2.err
@@ -452,15 +243,12 @@ if [[ -n $KEEP_LIMIT ]]; then
 fi
 
 # --- the section -------------------------------------------------------------------------------
-mib() { awk -v k="$1" 'BEGIN {printf "%.1f MiB", k / 1024}'; }
-num() { # 1000 -> 1,000
-  awk -v n="$1" 'BEGIN {s = sprintf("%d", n); t = ""; while (length(s) > 3) {t = "," substr(s, length(s) - 2) t; s = substr(s, 1, length(s) - 3)}; print s t}'
-}
+mib() { kib_mib "$1" 1; }
 flood_cell() { echo "**${R[$1.answered]}/$GETS** (${R[$1.proc]})"; }
-served_cell() { echo "${R[$1.served]} (${R[$1.served_ms]} ms)"; }
+served_cell() { echo "${R[$1.first]} (${R[$1.first_ms]} ms)"; }
 N=$(num "$IDLE")
 TINY_ACCEPTED=$(((${R[tiny.sockets]} - 1) / 2))
-TINY_SERVING=$((${R[tiny.t1]} - 2))
+TINY_SERVING=$((${R[tiny.threads1]} - 2))
 TINY_STARVED=$((TINY_ACCEPTED > TINY_SERVING ? TINY_ACCEPTED - TINY_SERVING : 0))
 TINY_ACCEPTED=$(num "$TINY_ACCEPTED")
 TINY_SERVING=$(num "$TINY_SERVING")
@@ -471,13 +259,13 @@ cat <<EOF
 |---|---:|---:|
 | accept loop after an EMFILE flood, \`--nofile=$NOFILE:$NOFILE\`: requests answered after release | $(flood_cell "tiny$NOFILE") | $(flood_cell "ours$NOFILE") |
 | the same, \`--nofile=$LOW:$LOW\` | $(flood_cell "tiny$LOW") | $(flood_cell "ours$LOW") |
-| threads, idle | ${R[tiny.t0]} | ${R[ours.t0]} |
-| threads, with $N idle connections | **$(num "${R[tiny.t1]}")** | **$(num "${R[ours.t1]}")** |
-| threads, after release (+2 s / +7 s) | $(num "${R[tiny.t2]}") / ${R[tiny.t3]} | $(num "${R[ours.t2]}") / ${R[ours.t3]} |
-| VmRSS, idle | $(mib "${R[tiny.r0]}") | $(mib "${R[ours.r0]}") |
-| VmRSS, with $N idle connections | **$(mib "${R[tiny.r1]}")** | **$(mib "${R[ours.r1]}")** |
-| VmRSS, after release (+2 s / +7 s) | $(mib "${R[tiny.r2]}") / $(mib "${R[tiny.r3]}") | $(mib "${R[ours.r2]}") / $(mib "${R[ours.r3]}") |
-| idle connections the server had closed while they were held | $(num "${R[tiny.closed]}") of $(num "${R[tiny.conn]}") | $(num "${R[ours.closed]}") of $(num "${R[ours.conn]}") |
+| threads, idle | ${R[tiny.threads0]} | ${R[ours.threads0]} |
+| threads, with $N idle connections | **$(num "${R[tiny.threads1]}")** | **$(num "${R[ours.threads1]}")** |
+| threads, after release (+2 s / +7 s) | $(num "${R[tiny.threads3]}") / ${R[tiny.threads4]} | $(num "${R[ours.threads3]}") / ${R[ours.threads4]} |
+| VmRSS, idle | $(mib "${R[tiny.rss0]}") | $(mib "${R[ours.rss0]}") |
+| VmRSS, with $N idle connections | **$(mib "${R[tiny.rss1]}")** | **$(mib "${R[ours.rss1]}")** |
+| VmRSS, after release (+2 s / +7 s) | $(mib "${R[tiny.rss3]}") / $(mib "${R[tiny.rss4]}") | $(mib "${R[ours.rss3]}") / $(mib "${R[ours.rss4]}") |
+| idle connections the server had closed while they were held | $(num "${R[tiny.closed]}") of $(num "${R[tiny.connected]}") | $(num "${R[ours.closed]}") of $(num "${R[ours.connected]}") |
 | a \`GET /metrics\` on a new connection while they were held | $(served_cell tiny) | $(served_cell ours) |
 
 - EMFILE flood: each server started under \`prlimit --nofile=N:N\`; $FLOOD TCP connections
@@ -511,12 +299,12 @@ EOF
 fi
 cat <<EOF
 - Idle connections: each server started alone, with this shell's descriptor limit
-  ($(num "$(ulimit -n)")). $N TCP connections opened (nothing sent; $(num "${R[tiny.conn]}") / $(num "${R[ours.conn]}") connected,
+  ($(num "$(ulimit -n)")). $N TCP connections opened (nothing sent; $(num "${R[tiny.connected]}") / $(num "${R[ours.connected]}") connected,
   tiny_http / ours) in batches of 64, each batch once the server had accepted the previous one
   (${R[tiny.connect_s]} / ${R[ours.connect_s]} s; ${R[tiny.pending]} / ${R[ours.pending]} left unaccepted). The listen backlog is 128: a burst of
   $N would leave handshakes waiting seconds in the kernel for SYN-ACK retransmissions, and a
   reading would count only what the server had accepted so far. \`Threads:\` and \`VmRSS:\` from
-  \`/proc/<pid>/status\` after ${R[tiny.settle_s]} / ${R[ours.settle_s]} s held (at least 1.5 s, then until the thread count
+  \`/proc/<pid>/status\` after ${R[tiny.held_s]} / ${R[ours.held_s]} s held (at least 1.5 s, then until the thread count
   stopped changing over 1 s); then all closed, and read again 2 s and 7 s later. tiny_http
   gives every connection a pool thread blocked in \`read\` with no timeout; an idle pool thread
   exits after 5 s. While they were held it had $(num "${R[tiny.sockets]}") sockets open ($TINY_ACCEPTED accepted
