@@ -110,8 +110,10 @@ impl Loop {
             self.reject(i, 413, "request body too large\n");
             return Ok(true);
         }
-        let left = request.content_length;
-        self.set_phase(i, Phase::Body { left, request }, HEAD_TIMEOUT);
+        match request.content_length {
+            0 => self.answer(i, &request),
+            left => self.set_phase(i, Phase::Body { left, request }, HEAD_TIMEOUT),
+        }
         Ok(true)
     }
 
@@ -141,36 +143,40 @@ impl Loop {
         let Phase::Body { request, .. } = phase else {
             return Err(Next::Close);
         };
-        let response = (self.handler)(&request, &self.state);
+        self.answer(i, &request);
+        Ok(true)
+    }
+
+    /// Answers a whole request through the handler.
+    fn answer(&mut self, i: usize, request: &Request) {
+        let response = (self.handler)(request, &self.state);
         let keep_alive = request.keep_alive && !self.state.stopping();
         // A 405 has a body even for HEAD.
         let with_body = request.method != "HEAD" || response.status == 405;
-        self.respond(i, response, with_body, keep_alive);
-        Ok(true)
+        self.write_phase(i, response, with_body, keep_alive, false);
     }
 
     /// Answers with an error and closes after it.
     fn reject(&mut self, i: usize, status: u16, text: &'static str) {
-        let response = Response::text(status, text);
-        let phase = Phase::Write {
-            head: response.head(false).into_bytes(),
-            body: response.body,
-            with_body: true,
-            written: 0,
-            keep_alive: false,
-            linger: true,
-        };
-        self.set_phase(i, phase, WRITE_TIMEOUT);
+        self.write_phase(i, Response::text(status, text), true, false, true);
     }
 
-    fn respond(&mut self, i: usize, response: Response, with_body: bool, keep_alive: bool) {
+    /// Starts writing `response`; `linger`: read what the peer still sends before closing.
+    fn write_phase(
+        &mut self,
+        i: usize,
+        response: Response,
+        with_body: bool,
+        keep_alive: bool,
+        linger: bool,
+    ) {
         let phase = Phase::Write {
             head: response.head(keep_alive).into_bytes(),
             body: response.body,
             with_body,
             written: 0,
             keep_alive,
-            linger: false,
+            linger,
         };
         self.set_phase(i, phase, WRITE_TIMEOUT);
     }
