@@ -15,6 +15,8 @@ pub mod dogstatsd;
 pub mod exposition;
 pub mod health;
 pub mod payload;
+#[cfg(feature = "remote-write")]
+pub mod remote_write;
 pub mod rfc3339;
 pub mod snapshot;
 pub mod version;
