@@ -20,6 +20,8 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -339,18 +341,59 @@ fn served() -> BTreeSet<String> {
     names
 }
 
-/// The remote-write series names of an exporter that pushes, to a port where nothing listens.
+/// A remote-write receiver that answers every request `204` and keeps nothing: enough for an
+/// exporter to count its pushes as sent (a gauge such as the last success's time may wait for
+/// one).
+fn accepting_receiver() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a receiver");
+    let addr = listener.local_addr().expect("the receiver's address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || answer_204(stream));
+        }
+    });
+    addr
+}
+
+/// Reads requests (head, then a `Content-Length` body) and answers each `204`, until the
+/// client closes or stalls for 5 s.
+fn answer_204(mut stream: TcpStream) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    loop {
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+        std::io::copy(&mut (&mut reader).take(length), &mut std::io::sink())?;
+        stream.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")?;
+    }
+}
+
+/// The remote-write series names of an exporter that pushes (to [`accepting_receiver`]).
 /// A binary that refuses `--remote-write-url` with exit status 2 (one built without the
 /// `remote-write` feature, or before it) serves none, and [`PUSH_SERIES`] stands in for them;
 /// a binary that pushes must serve every one of [`PUSH_SERIES`].
 fn pushed() -> BTreeSet<String> {
     let sim = Sim::start(&["--profile", "fargate", "--refresh-secs", "0"]);
-    let receiver = format!("http://127.0.0.1:{}/api/v1/write", common::free_port());
+    let receiver = format!("http://{}/api/v1/write", accepting_receiver());
     let mut last = String::new();
     // As in `Exporter::start`: another process may take the free port first; then try another.
     for _ in 0..5 {
         let port = common::free_port();
-        let addr = ([127, 0, 0, 1], port).into();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let mut child = Command::new(common::EXPORTER)
             .args([
                 "--metadata-url",
