@@ -1,7 +1,7 @@
 //! The invariants that ARCHITECTURE.md states about the code's shape, checked on `src/` as text:
 //! which single module names each dependency, that the pure core imports nothing from the shell
-//! and does no I/O, that every module says what it does, and that no source file grows past
-//! ~500 lines of code (tests not counted).
+//! and does no I/O, that every module says what it does, that no source file grows past ~500
+//! lines of code (tests not counted), and that `unsafe` stays denied.
 //!
 //! The exporter is `src/` without `src/bin/` (the simulator is a test tool with its own needs).
 
@@ -150,6 +150,31 @@ fn nothing_outside_tests_unwraps() {
         let code = code(&rel, &text);
         for word in [".unwrap()", ".expect("] {
             assert!(!code.contains(word), "{rel} calls {word}");
+        }
+    }
+}
+
+#[test]
+fn unsafe_code_is_denied_for_every_target_and_allowed_back_nowhere() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let lints = manifest.split("\n[").find(|t| t.starts_with("lints.rust]"));
+    assert!(
+        lints.is_some_and(|t| t.lines().any(|l| l.trim() == "unsafe_code = \"deny\"")),
+        "Cargo.toml: [lints.rust] unsafe_code = \"deny\""
+    );
+    let mut paths = vec![root.join("build.rs")];
+    rust_files(&root.join("src"), &mut paths);
+    rust_files(&root.join("tests"), &mut paths);
+    for path in paths {
+        let text = fs::read_to_string(&path).unwrap();
+        for level in ["allow", "warn", "expect"] {
+            let attribute = format!("{level}(unsafe_code");
+            assert!(
+                !text.contains(&attribute),
+                "{}: {attribute}",
+                path.display()
+            );
         }
     }
 }
