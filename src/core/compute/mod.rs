@@ -7,8 +7,9 @@
 //! about every 10 s) and the carried task totals.
 //!
 //! A poll goes: one [`Row`] per container of the task (its sample, its CPU window from `cpu.rs`,
-//! its disk counters from `disk.rs`); the `_task_` disk and network counters carried across the
-//! task's life by `totals.rs` (SPEC §3.1.1); then every family from the table in `families.rs`.
+//! its disk counters from `disk.rs`); the `_task_` values of the table's `carried` counters (disk
+//! and network) carried across the task's life by `totals.rs` (SPEC §3.1.1); then every family
+//! from the table in `families.rs`.
 //!
 //! Out of scope: I/O, clocks, the exporter's own families (`core::health`), formatting.
 
@@ -92,10 +93,9 @@ struct Row<'a> {
     window: Option<Window>,
     /// Disk counters over its devices, layered devices once.
     disk: Io,
-    /// Gets its `ecs_container_*` series.
+    /// Gets per-container series (`INCLUDE`/`EXCLUDE`); none of a family that reserves its name
+    /// (`_task_`) for the task.
     export: bool,
-    /// Gets its 2.x per-container series: exported, and not named like the task rows.
-    export_legacy: bool,
 }
 
 impl Row<'_> {
@@ -118,15 +118,13 @@ pub fn compute(
             let sample = (meta.known_status != "STOPPED")
                 .then(|| stats.get(&meta.docker_id).and_then(Option::as_ref))
                 .flatten();
-            let export = options.filter.exports(&meta.name);
             Row {
                 meta,
                 sample,
                 window: sample
                     .and_then(|s| cpu::window_for(history.containers.get(&meta.docker_id), s)),
                 disk: sample.map_or_else(Io::default, |s| disk::io(s, &options.device_mapper)),
-                export,
-                export_legacy: export && meta.name != TASK_ROW,
+                export: options.filter.exports(&meta.name),
             }
         })
         .collect();
@@ -159,7 +157,7 @@ pub fn compute(
             .series
             .retain(|s| !matches!(s.value, Value::Float(v) if !v.is_finite()));
     }
-    let named_like_the_task = rows.iter().any(|r| r.export && !r.export_legacy);
+    let named_like_the_task = rows.iter().any(|r| r.export && r.meta.name == TASK_ROW);
     let warnings = named_like_the_task
         .then(|| {
             format!(
@@ -201,8 +199,8 @@ fn shared_network(task: &Task) -> bool {
         })
 }
 
-/// The `_task_` value of every disk and network counter series (by family and interface),
-/// carried across the task's life, and the totals for the next poll.
+/// The `_task_` value of every series of the `carried` families (by family and interface), carried
+/// across the task's life, and the totals for the next poll.
 fn task_counters(task: &Task, rows: &[Row], totals: &Totals) -> (Totals, Vec<(totals::Key, u64)>) {
     let network = if shared_network(task) {
         Combine::Largest
@@ -213,7 +211,7 @@ fn task_counters(task: &Task, rows: &[Row], totals: &Totals) -> (Totals, Vec<(to
     for r in rows {
         let Some(sample) = r.sample else { continue };
         let container = r.meta.docker_id.as_str();
-        for (name, value) in families::disk_counters(&r.disk) {
+        for (name, value) in families::carried_disk_counters(&r.disk) {
             readings.push(Reading {
                 container,
                 key: (name, String::new()),
@@ -222,7 +220,7 @@ fn task_counters(task: &Task, rows: &[Row], totals: &Totals) -> (Totals, Vec<(to
             });
         }
         for (interface, n) in &sample.networks {
-            for (name, value) in families::network_counters(n) {
+            for (name, value) in families::carried_network_counters(n) {
                 readings.push(Reading {
                     container,
                     key: (name, interface.clone()),
