@@ -209,8 +209,8 @@ to_ms() { # wrk's 1.23ms / 456.00us / 1.2s -> ms
 # --- numbers -----------------------------------------------------------------------------------
 calc() { awk "BEGIN {print $*}"; }
 fmt() { awk -v v="$1" -v f="$2" 'BEGIN {printf f, v}'; }
-num() { # 12345 -> 12,345
-  awk -v n="$1" 'BEGIN {s = sprintf("%d", n); t = ""; while (length(s) > 3) {t = "," substr(s, length(s) - 2) t; s = substr(s, 1, length(s) - 3)}; print s t}'
+num() { # 12345 -> 12,345 (%.0f: mawk's %d stops at 2^31 - 1)
+  awk -v n="$1" 'BEGIN {s = sprintf("%.0f", n); t = ""; while (length(s) > 3) {t = "," substr(s, length(s) - 2) t; s = substr(s, 1, length(s) - 3)}; print s t}'
 }
 kib_mib() { # kib_mib KIB [DECIMALS]: 2048 -> 2.00 MiB (2 decimals unless DECIMALS)
   awk -v k="$1" -v d="${2:-2}" 'BEGIN {printf "%." d "f MiB", k / 1024}'

@@ -81,6 +81,12 @@ struct Args {
     #[argh(option, default = "String::from(\"both\")")]
     fault_endpoint: String,
 
+    /// the task id in place of the template's (in TaskARN, ContainerARNs and,
+    /// on Fargate and Managed Instances, DockerIds): several simulators as
+    /// several tasks; letters, digits and '-', at most 64
+    #[argh(option)]
+    task_id: Option<String>,
+
     /// the task lives on its own (for demos): the health-checked container
     /// turns unhealthy for a while and another container restarts, on a fixed
     /// schedule (logged at start)
@@ -191,7 +197,15 @@ fn run(args: Args) -> Result<ExitCode, String> {
         }
     };
 
-    let mut task = task::Task::load(profile)?;
+    if let Some(id) = &args.task_id {
+        let valid = |c: char| c.is_ascii_alphanumeric() || c == '-';
+        if id.is_empty() || id.len() > 64 || !id.chars().all(valid) {
+            return Ok(usage_error(&format!(
+                "--task-id: {id:?} is not 1 to 64 letters, digits or '-'"
+            )));
+        }
+    }
+    let mut task = task::Task::load_as(profile, args.task_id.as_deref())?;
     if let Some(n) = args.containers {
         task.resize(n)?;
     }

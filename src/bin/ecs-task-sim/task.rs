@@ -68,13 +68,32 @@ pub struct Task {
 }
 
 impl Task {
+    /// The profile's task as it is (the tests').
+    #[cfg(test)]
     pub fn load(p: &Profile) -> Result<Task, String> {
+        Task::load_as(p, None)
+    }
+
+    /// The profile's task, as the task `task_id` when given: the template's task id (the last
+    /// part of its `TaskARN`) is replaced in both payloads, so in the ARNs and, where ECS derives
+    /// them from it (Fargate, Managed Instances), the `DockerId`s and their stats keys.
+    pub fn load_as(p: &Profile, task_id: Option<&str>) -> Result<Task, String> {
         let fixture = |text: &str| serde_json::from_str::<Value>(text);
-        let mut meta = match fixture(p.task).map_err(|e| format!("task: {e}"))? {
+        let (task_text, stats_text) = match task_id {
+            None => (p.task.to_owned(), p.stats.to_owned()),
+            Some(id) => {
+                let template = fixture(p.task).map_err(|e| format!("task: {e}"))?;
+                let arn = template["TaskARN"].as_str().unwrap_or_default();
+                let old = arn.rsplit('/').next().filter(|old| !old.is_empty());
+                let old = old.ok_or_else(|| format!("profile {}: no task id in TaskARN", p.name))?;
+                (p.task.replace(old, id), p.stats.replace(old, id))
+            }
+        };
+        let mut meta = match fixture(&task_text).map_err(|e| format!("task: {e}"))? {
             Value::Object(meta) => meta,
             _ => return Err(format!("profile {}: the task is no object", p.name)),
         };
-        let stats = fixture(p.stats).map_err(|e| format!("stats: {e}"))?;
+        let stats = fixture(&stats_text).map_err(|e| format!("stats: {e}"))?;
         let Some(Value::Array(list)) = meta.remove("Containers") else {
             return Err(format!("profile {}: no Containers array", p.name));
         };
@@ -340,6 +359,25 @@ mod tests {
     /// Its `/task` object.
     fn meta(task: &Task, name: &str) -> Value {
         get(task, name).to_json()
+    }
+
+    #[test]
+    fn a_task_id_replaces_the_templates_everywhere_and_keeps_stats_paired() {
+        let id = "0123456789abcdef0123456789abcdef";
+        for p in &PROFILES {
+            let plain = Task::load(p).expect("loads");
+            let task = Task::load_as(p, Some(id)).expect("loads");
+            let json = task.task_json(0.0);
+            let arn = json["TaskARN"].as_str().expect("TaskARN");
+            assert!(arn.ends_with(&format!("/{id}")), "{}: {arn}", p.name);
+            let old = plain.task_json(0.0)["TaskARN"].as_str().expect("arn").to_owned();
+            let old = old.rsplit('/').next().expect("id");
+            assert!(!json.to_string().contains(old), "{}: template id left", p.name);
+            assert_eq!(task.containers.len(), plain.containers.len(), "{}", p.name);
+            for (c, t) in task.containers.iter().zip(&plain.containers) {
+                assert_eq!(c.stats.is_some(), t.stats.is_some(), "{}: {}", p.name, c.name);
+            }
+        }
     }
 
     #[test]
