@@ -3,6 +3,7 @@
 #   make demo-prometheus   the same plus a Prometheus with monitoring/'s rules (graph, alerts)
 #   make test    every test, on the host target (what .ci/run calls)
 #   make bench   benchmarks, side by side with the Python original; writes BENCHMARKS.md
+#   make fleet   N simulated tasks (N=10), one exporter each, one Prometheus: measured (stdout)
 #   make bench-tiny-http   tiny_http 0.12.0 vs our HTTP server (accept errors, idle connections)
 #   make static  static musl release binary (static-arm64: Graviton)
 #   make dist    release archives for amd64 and arm64 with sha256sums.txt, in dist/
@@ -36,7 +37,7 @@ $(error ARCH must be amd64 or arm64, not '$(ARCH)')
 endif
 endif
 
-.PHONY: demo demo-prometheus test lint bench bench-tiny-http soak fuzz static static-amd64 \
+.PHONY: demo demo-prometheus test lint bench bench-tiny-http soak fleet fuzz static static-amd64 \
   static-arm64 dist dist-amd64 dist-arm64 image clean
 
 # scripts/demo.sh checks the ports first, builds, starts everything on 127.0.0.1 and stops all
@@ -64,8 +65,18 @@ lint:
 fuzz:
 	FUZZ_SECONDS=60 $(CARGO) test --release --test fuzz -- --nocapture
 
+# BENCH_FLEET=0 leaves out the fleet section (tests/bench/fleet.sh at N = 10, 50 and 100: about
+# 6 minutes, 201 loopback ports from FLEET_PORT).
 bench:
 	bash tests/bench/run.sh
+
+# N tasks on the loopback ports FLEET_PORT to FLEET_PORT + 2N (Prometheus, the exporters, the
+# simulators), measured; the markdown on stdout. A port of the range in use: it says so and starts
+# nothing. Ctrl-C stops everything it started. FLEET_KEEP=600 keeps it up 10 minutes after.
+N ?= 10
+FLEET_PORT ?= 19200
+fleet:
+	@FLEET_PORT='$(FLEET_PORT)' bash tests/bench/fleet.sh $(N)
 
 bench-tiny-http:
 	bash tests/bench/tiny_http.sh

@@ -1,14 +1,19 @@
 //! A fleet (issue #18): 20 simulated tasks (the four profiles in turn, `--life`, a task id each),
 //! one exporter each, found by one real Prometheus through a `file_sd` file written as
-//! prometheus-ecs-discovery writes it (one entry per exporter container: its
-//! `PROMETHEUS_EXPORTER_PORT` port, the task's labels) and scraped every second with
-//! `honor_labels: true`, as the README's scrape job says.
+//! prometheus-ecs-discovery writes it: one entry per container with a `PROMETHEUS_EXPORTER_PORT`
+//! docker label, the exporter's (`ecs-container-exporter`) and, in every task, the application's
+//! own exporter (the fixtures' `ecs-exporter` container), each with the task's labels. The scrape
+//! job is the README's, `monitoring/discovery/file-sd.yml` as it is (`honor_labels: true`, keep
+//! the exporter's container, drop the tool's labels), scraping every second.
 //!
-//! Checks: every target up; no series collides across tasks: with `instance` (the address)
-//! dropped, the discovery's target labels and `ecs_task_info` still tell every series apart, and
-//! each target's `ecs_task_info` names the task its target labels name (without those labels the
-//! tasks of one profile would collide: the check is not vacuous); a family on `--metric-denylist`
-//! (SPEC §6) is absent at Prometheus while the family beside it is there for every task.
+//! Checks: every exporter a target, up, and the application's exporters dropped; no series
+//! collides across tasks: a task is told by its target labels (`job`, `instance`) plus its one
+//! `ecs_task_info` (one per target, one target per task ARN, each naming the task discovery named),
+//! and with `instance` replaced by that task ARN every series is still one of its own (and
+//! without it the tasks of one profile would look alike: the check is not vacuous); Prometheus
+//! counted no duplicate or out-of-order sample; none of the tool's labels on a series; a family on
+//! `--metric-denylist` (SPEC §6) absent at Prometheus while the family beside it is there for
+//! every task.
 //!
 //! Needs `prometheus` on PATH: under `CI=true` its absence fails the test; elsewhere the test
 //! prints one "skipping:" line and passes. `tests/bench/fleet.sh` (`make fleet`) is the measured
@@ -17,12 +22,13 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use common::prometheus::{Prometheus, TempDir, prometheus_version};
+use common::prometheus::{Prometheus, TempDir, get, prometheus_version};
 use common::{EXPORTER, Exporter, Sim, http_get, wait_for};
 
 const N: usize = 20;
@@ -31,21 +37,26 @@ const JOB: &str = "ecs-container-exporter";
 /// The family denied, present in every profile without the filter; and the one beside it, kept.
 const DENIED: &str = "ecs_container_memory_rss_bytes";
 const KEPT: &str = "ecs_container_memory_working_set_bytes";
-/// The container of each simulated task that stands for the exporter's own (every profile has it).
-const EXPORTER_CONTAINER: &str = "ecs-exporter";
+/// The container that runs our exporter (the README's task definition) and, in every simulated
+/// task, the application's own exporter, which discovery lists too and the job drops.
+const EXPORTER_CONTAINER: &str = "ecs-container-exporter";
+const APP_EXPORTER: &str = "ecs-exporter";
+/// The recipe's path of the file, replaced by the test's.
+const RECIPE_FILE: &str = "/etc/prometheus/ecs_file_sd.yml";
 
 /// Task `i`'s id: 32 hex digits, as ECS writes them.
 fn task_id(i: usize) -> String {
     format!("f1ee7{i:027x}")
 }
 
-/// One `file_sd` entry as prometheus-ecs-discovery writes it for the exporter container of the
-/// task `task` (its `/task` JSON), scraped at `target`.
-fn discovery_entry(task: &Value, target: &str) -> Value {
+/// The `file_sd` entries prometheus-ecs-discovery writes for the task `task` (its `/task` JSON):
+/// the exporter's container, scraped at `target`, and the application's own exporter.
+fn discovery_entries(task: &Value, target: &str) -> [Value; 2] {
     let text = |key: &str| task[key].as_str().unwrap_or_default().to_owned();
     let arn = text("TaskARN");
     let parts: Vec<&str> = arn.split(':').collect();
     let cluster = text("Cluster");
+    let cluster_name = cluster.rsplit('/').next().unwrap_or_default().to_owned();
     let cluster_arn = if cluster.starts_with("arn:") {
         cluster
     } else {
@@ -55,25 +66,46 @@ fn discovery_entry(task: &Value, target: &str) -> Value {
         Some(service) => format!("service:{service}"),
         None => format!("family:{}", text("Family")),
     };
+    let id = arn.rsplit('/').next().unwrap_or_default();
     let containers = task["Containers"].as_array().expect("Containers");
-    let exporter = containers
+    let app = containers
         .iter()
-        .find(|c| c["Name"] == EXPORTER_CONTAINER)
-        .unwrap_or_else(|| panic!("no {EXPORTER_CONTAINER} container in {arn}"));
-    json!({
-        "targets": [target],
-        "labels": {
-            "task_arn": arn,
-            "task_name": text("Family"),
-            "task_revision": text("Revision"),
-            "task_group": group,
-            "cluster_arn": cluster_arn,
-            "container_name": exporter["Name"],
-            "container_arn": exporter["ContainerARN"],
-            "docker_image": exporter["Image"],
-            "__metrics_path__": "/metrics",
-        }
-    })
+        .find(|c| c["Name"] == APP_EXPORTER)
+        .unwrap_or_else(|| panic!("no {APP_EXPORTER} container in {arn}"));
+    let entry = |target: &str, name: &str, container_arn: &str, image: &str| {
+        json!({
+            "targets": [target],
+            "labels": {
+                "task_arn": arn,
+                "task_name": text("Family"),
+                "task_revision": text("Revision"),
+                "task_group": group,
+                "cluster_arn": cluster_arn,
+                "container_name": name,
+                "container_arn": container_arn,
+                "docker_image": image,
+                "__metrics_path__": "/metrics",
+            }
+        })
+    };
+    let ours = format!(
+        "arn:aws:ecs:{}:{}:container/{cluster_name}/{id}/00000000-0000-4000-8000-{id:.12}",
+        parts[3], parts[4]
+    );
+    [
+        entry(
+            target,
+            EXPORTER_CONTAINER,
+            &ours,
+            "ecs-container-exporter:0.1.0",
+        ),
+        entry(
+            "127.0.0.1:9779",
+            APP_EXPORTER,
+            app["ContainerARN"].as_str().unwrap_or_default(),
+            app["Image"].as_str().unwrap_or_default(),
+        ),
+    ]
 }
 
 /// The entries as YAML (block style, every value a double-quoted scalar), as the tool writes.
@@ -130,7 +162,10 @@ fn a_fleet_of_twenty_tasks_is_discovered_scraped_and_told_apart() {
         return;
     }
     let started = Instant::now();
-    let help = Command::new(EXPORTER).arg("--help").output().expect("--help");
+    let help = Command::new(EXPORTER)
+        .arg("--help")
+        .output()
+        .expect("--help");
     let has_denylist = String::from_utf8_lossy(&help.stdout).contains("--metric-denylist");
     let mut args = vec!["--interval", "1"];
     if has_denylist {
@@ -156,34 +191,41 @@ fn a_fleet_of_twenty_tasks_is_discovered_scraped_and_told_apart() {
     let entries: Vec<Value> = tasks
         .iter()
         .zip(&exporters)
-        .map(|(t, e)| discovery_entry(t, &e.addr.to_string()))
+        .flat_map(|(t, e)| discovery_entries(t, &e.addr.to_string()))
         .collect();
-    // instance (the address) → the task ARN its discovery entry names.
+    // instance (our exporter's address) → the task ARN its discovery entry names.
     let arn_of: BTreeMap<String, String> = entries
         .iter()
+        .filter(|e| e["labels"]["container_name"] == EXPORTER_CONTAINER)
         .map(|e| {
             let target = e["targets"][0].as_str().expect("target").to_owned();
             let arn = e["labels"]["task_arn"].as_str().expect("arn").to_owned();
             (target, arn)
         })
         .collect();
-    assert_eq!(
-        arn_of.values().collect::<BTreeSet<_>>().len(),
-        N,
-        "every task its own ARN"
-    );
+    let arns: BTreeSet<&String> = arn_of.values().collect();
+    assert_eq!((arn_of.len(), arns.len()), (N, N), "every task its own ARN");
 
+    // The README's job, monitoring/discovery/file-sd.yml as it is, reading the test's file.
     let sd = TempDir::new();
     let sd_file = sd.0.join("ecs_file_sd.yml");
     std::fs::write(&sd_file, file_sd_yaml(&entries)).expect("write file_sd");
+    let recipe = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("monitoring/discovery/file-sd.yml");
+    let recipe = std::fs::read_to_string(&recipe).expect("monitoring/discovery/file-sd.yml");
+    assert!(
+        recipe.contains(RECIPE_FILE),
+        "file-sd.yml reads {RECIPE_FILE}"
+    );
+    assert!(
+        recipe.contains(&format!("job_name: {JOB}")),
+        "file-sd.yml names the job {JOB}"
+    );
     let prometheus = Prometheus::start(&format!(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
-         scrape_configs:\n  - job_name: {JOB}\n    honor_labels: true\n    file_sd_configs:\n      \
-         - files: ['{}']\n",
-        sd_file.display()
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n{}",
+        recipe.replace(RECIPE_FILE, &sd_file.display().to_string())
     ));
 
-    // Every target up, and every task's ecs_task_info and kept family stored.
+    // Every exporter a target and up; the applications' own exporters dropped by the job.
     let all_up = wait_for(Duration::from_secs(30), || {
         let targets = active_targets(&prometheus);
         targets.len() == N && targets.iter().all(|(_, up, _, _)| *up)
@@ -191,7 +233,8 @@ fn a_fleet_of_twenty_tasks_is_discovered_scraped_and_told_apart() {
     let targets = active_targets(&prometheus);
     assert!(
         all_up,
-        "not every target up after 30 s: {:?}\n{}",
+        "not every target up after 30 s ({} active): {:?}\n{}",
+        targets.len(),
         targets
             .iter()
             .filter(|t| !t.1)
@@ -199,15 +242,27 @@ fn a_fleet_of_twenty_tasks_is_discovered_scraped_and_told_apart() {
             .collect::<Vec<_>>(),
         prometheus.log()
     );
+    let found: BTreeSet<&str> = targets.iter().map(|t| t.0.as_str()).collect();
+    let ours: BTreeSet<&str> = arn_of.keys().map(String::as_str).collect();
+    assert_eq!(found, ours, "the targets are our exporters");
     for (instance, _, last_error, labels) in &targets {
         assert_eq!(last_error, "", "{instance}");
+        let names: BTreeSet<&str> = labels
+            .as_object()
+            .expect("labels")
+            .keys()
+            .map(String::as_str)
+            .collect();
         assert_eq!(
-            labels["task_arn"].as_str(),
-            arn_of.get(instance).map(String::as_str),
-            "{instance}: the target labels name its task"
+            names,
+            BTreeSet::from(["instance", "job"]),
+            "{instance}: {labels}"
         );
-        assert_eq!(labels["container_name"], EXPORTER_CONTAINER, "{instance}");
     }
+    let dropped = prometheus.api("/api/v1/targets?state=dropped");
+    let dropped = dropped["droppedTargets"].as_array().map_or(0, Vec::len);
+    assert_eq!(dropped, N, "the applications' own exporters dropped");
+
     let stored = wait_for(Duration::from_secs(15), || {
         prometheus.query("ecs_task_info", None).len() == N
             && instances(&prometheus.query(KEPT, None)).len() == N
@@ -218,8 +273,10 @@ fn a_fleet_of_twenty_tasks_is_discovered_scraped_and_told_apart() {
     assert_eq!(up.len(), N, "{up:?}");
     assert!(up.iter().all(|s| s["value"][1] == "1"), "{up:?}");
 
-    // ecs_task_info (its task_arn from the exporter, honoured) names the target's task.
-    for info in prometheus.query("ecs_task_info", None) {
+    // One ecs_task_info per target, naming the task that discovery named for that target.
+    let infos = prometheus.query("ecs_task_info", None);
+    assert_eq!(instances(&infos).len(), N, "one ecs_task_info per target");
+    for info in &infos {
         let m = &info["metric"];
         let instance = m["instance"].as_str().expect("instance");
         assert_eq!(
@@ -229,26 +286,67 @@ fn a_fleet_of_twenty_tasks_is_discovered_scraped_and_told_apart() {
         );
     }
 
-    // No collision: without `instance`, every series is still one of its own. (Aggregations
-    // drop __name__: it is copied into a label first.)
-    let named = format!("label_replace({{job=\"{JOB}\"}}, \"name\", \"$1\", \"__name__\", \"(.+)\")");
-    let collisions = prometheus.query(&format!("count without (instance) ({named}) > 1"), None);
+    // No collision: with `instance` replaced by the task ARN of its ecs_task_info, every series
+    // is still one of its own. (Arithmetic and aggregations drop __name__: it is copied into a
+    // label first.) Without the task ARN, the tasks of one profile look alike.
+    let named =
+        format!("label_replace({{job=\"{JOB}\"}}, \"name\", \"$1\", \"__name__\", \"(.+)\")");
+    let by_task = format!("{named} * on (instance) group_left (task_arn) ecs_task_info");
+    let collisions = prometheus.query(&format!("count without (instance) ({by_task}) > 1"), None);
     assert!(
         collisions.is_empty(),
-        "{} series told apart only by the address, e.g. {:?}",
+        "{} series of two tasks alike, e.g. {:?}",
         collisions.len(),
         collisions.first()
     );
-    // ... and that is the discovery's task labels' doing: without them, tasks collide.
-    let without_task = prometheus.query(
-        &format!("count without (instance, task_arn, container_arn) ({named}) > 1"),
+    let joined = prometheus.query(&format!("count({by_task})"), None);
+    let total = prometheus.query(&format!("count({{job=\"{JOB}\"}})"), None);
+    assert_eq!(
+        joined.first().map(|s| s["value"][1].clone()),
+        total.first().map(|s| s["value"][1].clone()),
+        "every series joins its task's ecs_task_info"
+    );
+    let alike = prometheus.query(&format!("count without (instance) ({named}) > 1"), None);
+    assert!(
+        !alike.is_empty(),
+        "tasks of one profile should look alike without their task ARN"
+    );
+    let (_, metrics) = get(prometheus.addr, "/metrics").expect("Prometheus' own /metrics");
+    for problem in [
+        "prometheus_target_scrapes_sample_duplicate_timestamp_total",
+        "prometheus_target_scrapes_sample_out_of_order_total",
+    ] {
+        let value = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(problem)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("Prometheus has no {problem}"));
+        assert_eq!(value.trim(), "0", "{problem}");
+    }
+    // None of the tool's labels made it onto a series.
+    for label in [
+        "task_arn",
+        "task_name",
+        "cluster_arn",
+        "container_arn",
+        "docker_image",
+    ] {
+        let with = prometheus.query(
+            &format!("count({{job=\"{JOB}\", {label}!=\"\", __name__!=\"ecs_task_info\"}})"),
+            None,
+        );
+        assert!(
+            with.is_empty(),
+            "series with the tool's label {label}: {with:?}"
+        );
+    }
+    let ours_named = prometheus.query(
+        &format!("{{container_name=\"{EXPORTER_CONTAINER}\"}}"),
         None,
     );
     assert!(
-        !without_task.is_empty(),
-        "tasks of one profile should look alike without their task labels"
+        ours_named.is_empty(),
+        "the tool's container_name on a series"
     );
-    let total = prometheus.query(&format!("count({{job=\"{JOB}\"}})"), None);
 
     // The denylisted family: absent at Prometheus, its neighbour there for every task.
     let denied = prometheus.query(DENIED, None);

@@ -3,7 +3,7 @@
 # Prometheus, measured (issue #18). Prints markdown on stdout (progress on stderr):
 #
 #   bash tests/bench/fleet.sh [N ...]   (from the repository root; default: 10)
-#   make fleet N=10                     (one size; FLEET_KEEP=1 keeps it running until Ctrl-C)
+#   make fleet N=10                     (one size; FLEET_KEEP=600 keeps it up 10 more minutes)
 #   make bench                          (sizes 10 50 100 unless BENCH_FLEET=0)
 #
 # Per size N, on loopback only, on one port range: Prometheus on FLEET_PORT, the N exporters on
@@ -26,7 +26,8 @@
 #
 # Knobs: FLEET_PORT (19200), FLEET_SCRAPE (5: Prometheus' scrape interval and the exporters'
 # --interval, seconds), FLEET_SECS (60), FLEET_STATIC=1 (measure the shipped static binary,
-# `make static`, instead of the release build), FLEET_KEEP=1, FLEET_WORK (a temporary folder).
+# `make static`, instead of the release build), FLEET_KEEP (0: seconds the last size stays up after
+# it is measured, to look at it; Ctrl-C ends it sooner), FLEET_WORK (a temporary folder).
 # A port of the range in use stops the script before it starts anything. Every wait is bounded;
 # every process started here is killed by its PID on exit, Ctrl-C included (tests/bench/lib.sh).
 set -euo pipefail
@@ -50,7 +51,8 @@ for n in "${SIZES[@]}"; do
   [[ $n =~ ^[1-9][0-9]*$ ]] && ((n <= 1000)) || die "a fleet size is a number from 1 to 1000, not '$n'"
 done
 [[ $BASE =~ ^[0-9]+$ ]] && ((BASE >= 1024)) || die "FLEET_PORT must be a port number >= 1024, not '$BASE'"
-[[ $SCRAPE =~ ^[1-9][0-9]*$ && $WINDOW =~ ^[1-9][0-9]*$ ]] || die "FLEET_SCRAPE and FLEET_SECS are whole seconds"
+[[ $SCRAPE =~ ^[1-9][0-9]*$ && $WINDOW =~ ^[1-9][0-9]*$ && ${FLEET_KEEP:-0} =~ ^[0-9]+$ ]] ||
+  die "FLEET_SCRAPE, FLEET_SECS and FLEET_KEEP are whole seconds"
 MAX=$(printf '%s\n' "${SIZES[@]}" | sort -n | tail -n1)
 LAST=$((BASE + 2 * MAX))
 ((LAST <= 65535)) || die "the port range $BASE-$LAST goes past 65535: lower FLEET_PORT"
@@ -77,8 +79,9 @@ check_ports() {
   busy=$(busy_ports "$BASE" "$LAST")
   [[ -z $busy ]] && return 0
   first=$(head -n1 <<<"$busy")
-  holder=$(ss -ltnpH "sport = :$first" 2>/dev/null | grep -o 'users:(([^)]*' | head -n1 | sed 's/users:((//')
-  log "FAILED: port range $BASE-$LAST (FLEET_PORT=$BASE, N=$MAX) is in use: port$( (($(wc -l <<<"$busy") > 1)) && echo s) $(paste -sd, <<<"$busy" | sed 's/,/, /g')${holder:+ (port $first: $holder)}. Nothing was started; free the ports or choose another range with FLEET_PORT=."
+  holder=$(ss -ltnpH "sport = :$first" 2>/dev/null | grep -o 'users:(("[^"]*",pid=[0-9]*' | head -n1 |
+    sed 's/users:(("\([^"]*\)",pid=\([0-9]*\)/\1, pid \2/' || true)
+  log "FAILED: port range $BASE-$LAST (FLEET_PORT=$BASE, N=$MAX) is in use: port$( (($(wc -l <<<"$busy") > 1)) && echo s) $(paste -sd, <<<"$busy" | sed 's/,/, /g')${holder:+ (port $first held by $holder)}. Nothing was started; free the ports or choose another range with FLEET_PORT=."
   exit 1
 }
 check_ports
@@ -129,18 +132,24 @@ start_fleet() {
     url=$(listening_url "$dir/sim-$i.out") || die "simulator $i did not start: $(cat "$dir/sim-$i.err")"
     get "$url/task" >"$dir/task-$i.json" || die "simulator $i: no /task"
   done
-  # The file_sd file, as prometheus-ecs-discovery writes it: one entry per exporter container.
+  # The file_sd file, as prometheus-ecs-discovery writes it: one entry per container with a
+  # PROMETHEUS_EXPORTER_PORT docker label, the exporter's and the application's own exporter (the
+  # fixtures' ecs-exporter container), which the README's job drops.
   for ((i = 0; i < n; i++)); do
     jq --arg target "127.0.0.1:$((BASE + 1 + i))" '
-      (.TaskARN | split(":")) as $arn |
-      (.Containers[] | select(.Name == "ecs-exporter")) as $c |
-      {targets: [$target], labels: {
-        task_arn: .TaskARN, task_name: .Family, task_revision: .Revision,
-        task_group: (if .ServiceName then "service:" + .ServiceName else "family:" + .Family end),
-        cluster_arn: (if (.Cluster | startswith("arn:")) then .Cluster
-          else "arn:aws:ecs:\($arn[3]):\($arn[4]):cluster/\(.Cluster)" end),
-        container_name: $c.Name, container_arn: $c.ContainerARN, docker_image: $c.Image,
-        __metrics_path__: "/metrics"}}' "$dir/task-$i.json"
+      (.TaskARN | split(":")) as $arn | (.TaskARN | split("/") | last) as $id |
+      (.Cluster | split("/") | last) as $cluster |
+      (.Containers[] | select(.Name == "ecs-exporter")) as $app |
+      {task_arn: .TaskARN, task_name: .Family, task_revision: .Revision,
+       task_group: (if .ServiceName then "service:" + .ServiceName else "family:" + .Family end),
+       cluster_arn: (if (.Cluster | startswith("arn:")) then .Cluster
+         else "arn:aws:ecs:\($arn[3]):\($arn[4]):cluster/\(.Cluster)" end)} as $task |
+      {targets: [$target], labels: ($task + {container_name: "ecs-container-exporter",
+        container_arn: "arn:aws:ecs:\($arn[3]):\($arn[4]):container/\($cluster)/\($id)/00000000-0000-4000-8000-\($id[0:12])",
+        docker_image: "ecs-container-exporter:0.1.0", __metrics_path__: "/metrics"})},
+      {targets: ["127.0.0.1:9779"], labels: ($task + {container_name: $app.Name,
+        container_arn: $app.ContainerARN, docker_image: $app.Image, __metrics_path__: "/metrics"})}
+      ' "$dir/task-$i.json"
   done | jq -r -s '.[] | "- targets:", (.targets[] | "  - \(tojson)"), "  labels:",
       (.labels | to_entries[] | "    \(.key): \(.value | tojson)")' >"$dir/ecs_file_sd.yml"
   for ((i = 0; i < n; i++)); do
@@ -157,16 +166,11 @@ start_fleet() {
       sleep 0.05
     done
   done
-  cat >"$dir/prometheus.yml" <<EOF
-global:
-  scrape_interval: ${SCRAPE}s
-  scrape_timeout: ${SCRAPE}s
-scrape_configs:
-  - job_name: $JOB
-    honor_labels: true
-    file_sd_configs:
-      - files: [$dir/ecs_file_sd.yml]
-EOF
+  # The README's job: monitoring/discovery/file-sd.yml as it is, reading this file.
+  {
+    printf 'global:\n  scrape_interval: %ss\n  scrape_timeout: %ss\n' "$SCRAPE" "$SCRAPE"
+    sed "s|/etc/prometheus/ecs_file_sd.yml|$dir/ecs_file_sd.yml|" monitoring/discovery/file-sd.yml
+  } >"$dir/prometheus.yml"
   prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
     --web.listen-address="127.0.0.1:$PROM_PORT" --log.level=warn >/dev/null 2>"$dir/prometheus.err" &
   PROM_PID=$!
@@ -232,6 +236,7 @@ measure() {
   R[$n.exp_cpu]=$(calc "($c1 - $c0) / $HZ / $secs")
   R[$n.sim_cpu]=$(calc "($sc1 - $sc0) / $HZ / $secs")
   R[$n.up]=$(targets_up)
+  R[$n.dropped]=$(prom_api 'targets?state=dropped' | jq '.data.droppedTargets | length')
   # Every scrape of the window: scrape_duration_seconds samples of every target.
   prom_query "scrape_duration_seconds{job=\"$JOB\"}[${WINDOW}s]" |
     jq -r '.data.result[].values[][1]' | sort -g >"$dir/durations"
@@ -240,8 +245,9 @@ measure() {
   R[$n.p99]=$(awk '{a[NR] = $1} END {i = int(0.99 * NR); if (i < 0.99 * NR) i++; printf "%.2f", a[i] * 1000}' "$dir/durations")
   R[$n.max]=$(awk 'END {printf "%.2f", $1 * 1000}' "$dir/durations")
   # Series per task, by profile (the task family tells the profile).
-  prom_query "scrape_samples_scraped{job=\"$JOB\"}" |
-    jq -r '.data.result[] | "\(.metric.task_name) \(.value[1])"' >"$dir/per_task"
+  # (The job drops the tool's labels: the family comes from each target's ecs_task_info.)
+  prom_query "scrape_samples_scraped{job=\"$JOB\"} * on (instance) group_left (family) ecs_task_info" |
+    jq -r '.data.result[] | "\(.metric.family) \(.value[1])"' >"$dir/per_task"
   local p fam
   for ((p = 0; p < 4; p++)); do
     fam=$(jq -r .Family "$dir/task-$p.json" 2>/dev/null || true)
@@ -250,9 +256,10 @@ measure() {
     PROFILE_FAMILY[${PROFILES[p]}]=$fam
   done
   R[$n.series_sum]=$(awk '{s += $2} END {print s}' "$dir/per_task")
-  # Series identity: no series may be told apart only by the instance (the target address).
-  # (The name is copied into a label first: an aggregation drops __name__.)
-  R[$n.collisions]=$(prom_query "count without (instance) (label_replace({job=\"$JOB\"}, \"name\", \"\$1\", \"__name__\", \"(.+)\")) > 1" |
+  # Series identity: a task is its target labels (job, instance) plus its ecs_task_info. With
+  # instance replaced by the task ARN, no two series may be alike. (The name is copied into a
+  # label first: arithmetic and aggregations drop __name__.)
+  R[$n.collisions]=$(prom_query "count without (instance) (label_replace({job=\"$JOB\"}, \"name\", \"\$1\", \"__name__\", \"(.+)\") * on (instance) group_left (task_arn) ecs_task_info) > 1" |
     jq '.data.result | length')
   log "N=$n: ${R[$n.up]} up, head series ${R[$n.head]}, $(fmt "${R[$n.samples_s]}" %.0f) samples/s, Prometheus RSS $(kib_mib "${R[$n.prom_rss]}" 1), exporters RSS $(kib_mib "${R[$n.exp_rss]}" 1) and CPU $(fmt "${R[$n.exp_cpu]}" %.4f) cores, scrape p99 ${R[$n.p99]} ms over ${R[$n.scrapes]} scrapes, collisions ${R[$n.collisions]}"
 }
@@ -262,10 +269,12 @@ for n in "${SIZES[@]}"; do
   log "N=$n: $n simulators (${PROFILES[*]} in turn, --life), $n exporters ($BUILD, --interval $SCRAPE), Prometheus (scrape every $SCRAPE s) on 127.0.0.1:$BASE-$((BASE + 2 * n))"
   start_fleet "$n" "$work/n$n"
   measure "$n" "$work/n$n"
-  if [[ ${FLEET_KEEP:-0} == 1 && $n == "${SIZES[-1]}" ]]; then
-    log "FLEET_KEEP=1: the fleet runs on; Prometheus at http://127.0.0.1:$PROM_PORT (targets: /targets). Ctrl-C stops everything."
-    while kill -0 "$PROM_PID" 2>/dev/null; do sleep 1; done
-    die "prometheus exited"
+  if ((${FLEET_KEEP:-0} > 0)) && [[ $n == "${SIZES[-1]}" ]]; then
+    log "FLEET_KEEP=$FLEET_KEEP: the fleet stays up that many seconds; Prometheus at http://127.0.0.1:$PROM_PORT (targets: /targets). Ctrl-C stops everything."
+    for _ in $(seq "$FLEET_KEEP"); do
+      kill -0 "$PROM_PID" 2>/dev/null || die "prometheus exited"
+      sleep 1
+    done
   fi
   stop_fleet
 done
@@ -396,15 +405,19 @@ Prometheus $(prometheus --version 2>&1 | awk 'NR == 1 {print $3}') (and other bu
 runs the simulator profile fargate, ec2-bridge, managed-instances, ec2-awsvpc in turn, as its
 template has it (2 running containers and a stopped one; ec2-awsvpc also the pause container),
 with \`--life\` and a task id of its own; its exporter ($BUILD) polls every $SCRAPE s. Prometheus
-finds them in a \`file_sd\` file written as prometheus-ecs-discovery writes it and scrapes every
-$SCRAPE s with \`honor_labels: true\` (the README's job). Figures over a $WINDOW s window after
-every target was up and two scrapes more.
+finds them in a \`file_sd\` file written as prometheus-ecs-discovery writes it (per task, the
+exporter's container and the application's own exporter, both with the docker label) through the
+README's job, \`monitoring/discovery/file-sd.yml\` as it is (\`honor_labels: true\`, the
+exporter's container kept, the tool's labels dropped), and scrapes every $SCRAPE s. Figures over a
+$WINDOW s window after every target was up and two scrapes more. "Series alike across tasks"
+counts the series that would be one if \`instance\` were replaced by the task ARN of the target's
+\`ecs_task_info\` (a task is its target labels plus its \`ecs_task_info\`): 0 is right.
 
-| N tasks | targets up | series per task (fargate / ec2-bridge / managed-instances / ec2-awsvpc) | head series | samples/s | Prometheus RSS | RSS per 1,000 head series | exporters' RSS, summed | exporters' CPU, summed | scrape duration p50 / p99 / max (scrapes) | series told apart only by \`instance\` |
+| N tasks | targets up (dropped) | series per task (fargate / ec2-bridge / managed-instances / ec2-awsvpc) | head series | samples/s | Prometheus RSS | RSS per 1,000 head series | exporters' RSS, summed | exporters' CPU, summed | scrape duration p50 / p99 / max (scrapes) | series alike across tasks |
 |---:|---:|---|---:|---:|---:|---:|---:|---:|---|---:|
 EOF
 for n in "${SIZES[@]}"; do
-  echo "| $n | ${R[$n.up]} | ${R[$n.series.fargate]:--} / ${R[$n.series.ec2-bridge]:--} / ${R[$n.series.managed-instances]:--} / ${R[$n.series.ec2-awsvpc]:--} | $(num "${R[$n.head]}") | $(fmt "${R[$n.samples_s]}" %.0f) | $(kib_mib "${R[$n.prom_rss]}" 1) | $(kib_mib "$(calc "${R[$n.prom_rss]} * 1000 / ${R[$n.head]}")" 2) | $(kib_mib "${R[$n.exp_rss]}" 1) ($(kib_mib "$(calc "${R[$n.exp_rss]} / $n")" 2) each) | $(fmt "$(calc "${R[$n.exp_cpu]} * 100")" %.2f)% of a core ($(fmt "$(calc "${R[$n.exp_cpu]} * 1e6 / $n")" %.0f) µs/s each) | ${R[$n.p50]} / ${R[$n.p99]} / ${R[$n.max]} ms (${R[$n.scrapes]}) | ${R[$n.collisions]} |"
+  echo "| $n | ${R[$n.up]} (${R[$n.dropped]}) | ${R[$n.series.fargate]:--} / ${R[$n.series.ec2-bridge]:--} / ${R[$n.series.managed-instances]:--} / ${R[$n.series.ec2-awsvpc]:--} | $(num "${R[$n.head]}") | $(fmt "${R[$n.samples_s]}" %.0f) | $(kib_mib "${R[$n.prom_rss]}" 1) | $(kib_mib "$(calc "${R[$n.prom_rss]} * 1000 / ${R[$n.head]}")" 2) | $(kib_mib "${R[$n.exp_rss]}" 1) ($(kib_mib "$(calc "${R[$n.exp_rss]} / $n")" 2) each) | $(fmt "$(calc "${R[$n.exp_cpu]} * 100")" %.2f)% of a core ($(fmt "$(calc "${R[$n.exp_cpu]} * 1e6 / $n")" %.0f) µs/s each) | ${R[$n.p50]} / ${R[$n.p99]} / ${R[$n.max]} ms (${R[$n.scrapes]}) | ${R[$n.collisions]} |"
 done
 cat <<EOF
 
@@ -417,7 +430,6 @@ $(for n in "${SIZES[@]}"; do printf '%s = %s scraped + %s × %s; ' "$(num "${R[$
 EOF
 if ((${#SIZES[@]} >= 2)); then
   cat <<EOF
-
 Least-squares fits over N = ${NS// /, }:
 
 | quantity | fit | R² |

@@ -12,7 +12,9 @@
 # Knobs (environment): BENCH_SCRAPES (1000) sequential scrapes per exporter for latency, RSS and
 # CPU; BENCH_OURS_CPU_SCRAPES (10000) scrapes over which our CPU is measured (clock-tick
 # resolution); BENCH_CONTAINERS (10) containers of the side-by-side task; BENCH_WRK_SECS (10);
-# BENCH_POLLS (300) polls per task size; BENCH_OUT (./BENCHMARKS.md); BENCH_WORK (target/bench).
+# BENCH_POLLS (300) polls per task size; BENCH_OUT (./BENCHMARKS.md); BENCH_WORK (target/bench);
+# BENCH_FLEET (1; 0 leaves out the fleet section, tests/bench/fleet.sh: about 8 minutes and the
+# loopback ports FLEET_PORT (19200) to FLEET_PORT + 200); BENCH_FLEET_SIZES ("10 50 100").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -320,6 +322,19 @@ log "tiny_http: bash tests/bench/tiny_http.sh"
 TINY_HTTP_TABLE=$(bash "$ROOT/tests/bench/tiny_http.sh" 2>>"$LOG") || TINY_HTTP_TABLE="## tiny_http 0.12.0 vs ours: accept errors and idle connections
 
 The tiny_http script failed or could not run; see $LOG."
+FLEET_HEAD="## Fleet: N tasks, one exporter each, one Prometheus (tests/bench/fleet.sh)"
+if [[ ${BENCH_FLEET:-1} != 0 ]]; then
+  read -r -a fleet_sizes <<<"${BENCH_FLEET_SIZES:-10 50 100}"
+  log "fleet: bash tests/bench/fleet.sh ${fleet_sizes[*]} (BENCH_FLEET=0 leaves it out)"
+  FLEET_TABLE=$(FLEET_STATIC=$([[ -n $DIST_BUILT ]] && echo 1 || echo 0) \
+    bash "$ROOT/tests/bench/fleet.sh" "${fleet_sizes[@]}" 2>>"$LOG") || FLEET_TABLE="$FLEET_HEAD
+
+The fleet script failed or could not run; see $LOG."
+else
+  FLEET_TABLE="$FLEET_HEAD
+
+Left out of this run (BENCH_FLEET=0)."
+fi
 
 {
   cat <<EOF
@@ -496,6 +511,8 @@ EOF
   echo "$SERVER_TABLE"
   echo
   echo "$TINY_HTTP_TABLE"
+  echo
+  echo "$FLEET_TABLE"
   echo
   # The hand-written notes: everything after the __NOTES__ marker at the end of this script.
   sed -n '/^__NOTES__$/,/^NOTES_END$/p' "$ROOT/tests/bench/run.sh" | sed '1d;$d'
