@@ -3,14 +3,16 @@
 # comment lines aside) for each simulator profile, with every family, with the suggested lean
 # denylist, and with an allowlist of the 2.x families only (SPEC §3.1); and the DogStatsD lines of
 # one poll (the series of the 2.x families but ecs_task_exporter_status), with every family and
-# with the lean set. Also checks that the lean set keeps every family the monitoring/ kit names
-# that the task has.
+# with the lean set. Then what each entry of the lean set cuts from each profile's task, and which
+# families the monitoring/ kit reads that the 2.x-only allowlist leaves without data. Checks that
+# the lean set keeps every family the kit names that the task has.
 #
 # Usage: tests/bench/cutting.sh > table.md   (the markdown table on stdout, progress on stderr)
 # Needs: cargo, curl. Builds the debug binaries, then runs ecs-task-sim and the exporter on
 # 127.0.0.1 only (every request a new sample, a poll every 0.3 s); every process it starts is
 # stopped on exit. Each run waits at most 10 s for its numbers.
 set -euo pipefail
+export LC_ALL=C # one sort order for sort and comm
 cd "$(dirname "$0")/../.."
 
 # shellcheck source=lib.sh
@@ -57,6 +59,10 @@ scrape() {
 }
 
 series() { grep -vc '^#' "$work/metrics" || true; }
+# matching GLOB FILE: the samples of FILE whose family matches GLOB (`*` any run, whole name).
+matching() {
+  awk -v re="^${1//\*/.*}\$" '!/^#/ {name = $0; sub(/[{ ].*/, "", name); if (name ~ re) n++} END {print n + 0}' "$2"
+}
 # The series DogStatsD sends: the 2.x families but ecs_task_exporter_status (SPEC §4).
 statsd_lines() {
   grep -E '^ecs_task_' "$work/metrics" | grep -vcE '^ecs_task_(info|exporter_status|ephemeral_storage_)' || true
@@ -67,6 +73,7 @@ share() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%d%%", 100 * a / b}'; }
 # The families the monitoring kit's rules and dashboard name.
 grep -ohE 'ecs_[a-z_]+' monitoring/*.yml monitoring/*.json | sort -u >"$work/kit"
 
+: >"$work/kit-lost"
 echo "| profile | containers | every family | lean set | 2.x families only | DogStatsD lines: every family → lean set |"
 echo "|---|---:|---:|---:|---:|---:|"
 for profile in "${PROFILES[@]}"; do
@@ -75,6 +82,7 @@ for profile in "${PROFILES[@]}"; do
   scrape
   all=$(series)
   all_lines=$(statsd_lines)
+  cp "$work/metrics" "$work/all-$profile"
   containers=$(grep -c '^ecs_container_info{' "$work/metrics" || true)
   families | comm -12 - "$work/kit" >"$work/kit-here"
   scrape --metric-denylist "$LEAN"
@@ -84,6 +92,33 @@ for profile in "${PROFILES[@]}"; do
   [[ -z $missing ]] || die "$profile: the lean set drops what the monitoring kit reads: $missing"
   scrape --metric-allowlist "$V2"
   v2=$(series)
+  families | comm -13 - "$work/kit-here" >>"$work/kit-lost"
   stop "$SIM_PID"
   echo "| $profile | $containers | $all | $lean ($(share "$lean" "$all")) | $v2 ($(share "$v2" "$all")) | $all_lines → $lean_lines |"
+done
+
+echo
+header="| lean set entry: series it cuts |"
+rule="|---|"
+for profile in "${PROFILES[@]}"; do
+  header+=" $profile |"
+  rule+="---:|"
+done
+echo "$header"
+echo "$rule"
+IFS=, read -ra entries <<<"$LEAN"
+for entry in "${entries[@]}"; do
+  row="| \`$entry\` |"
+  for profile in "${PROFILES[@]}"; do
+    row+=" $(matching "$entry" "$work/all-$profile") |"
+  done
+  echo "$row"
+done
+
+echo
+lost=$(sort -u "$work/kit-lost")
+echo "The 2.x-only allowlist leaves these families that monitoring/ reads without data:"
+for family in $lost; do
+  files=$(grep -lw "$family" monitoring/*.yml monitoring/*.json | sed 's|.*/ecs-container-exporter\.||' | paste -sd ',' | sed 's/,/, /g')
+  echo "- \`$family\` ($files)"
 done
