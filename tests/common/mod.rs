@@ -1,11 +1,12 @@
 //! Helpers shared by the integration tests: fixtures, the pure pipeline, the 2.x family names, a
 //! strict parser of the text exposition, and the simulated endpoint and the exporter binary as
 //! processes. [`docker`] holds the Docker engine and static-build helpers, [`prometheus`] a real
-//! Prometheus server and promtool.
+//! Prometheus server and promtool, [`statsd`] a DogStatsD receiver and line checker.
 #![allow(dead_code)]
 
 pub mod docker;
 pub mod prometheus;
+pub mod statsd;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;

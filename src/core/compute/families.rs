@@ -11,6 +11,7 @@
 //! Out of scope: the exporter's own families (`core::health`), windows and totals (computed
 //! before, in `cpu.rs` and `totals.rs`).
 
+use crate::core::filter::MetricFilter;
 use crate::core::payload::{Container, Net, Sample, Task};
 use crate::core::snapshot::{Family, Kind, Value};
 
@@ -195,31 +196,65 @@ pub(super) struct Poll<'a> {
     pub task_counters: &'a [(totals::Key, u64)],
 }
 
-/// The `carried` disk counters that `io` has, by family name: what the totals keep.
-pub(super) fn carried_disk_counters(io: &Io) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+/// The name of every data family, in exposition order.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    FAMILIES.iter().map(|def| def.name)
+}
+
+/// Whether a family `keep` allows needs the CPU windows of the containers.
+pub(super) fn need_windows(keep: &MetricFilter) -> bool {
+    FAMILIES.iter().any(|def| {
+        matches!(
+            def.shape,
+            Shape::CpuRatio | Shape::PerCpu | Shape::Window(_)
+        ) && keep.allows(def.name)
+    })
+}
+
+/// Whether a family `keep` allows needs the containers' disk sums.
+pub(super) fn need_disk(keep: &MetricFilter) -> bool {
     FAMILIES
         .iter()
-        .filter(|def| def.carried)
+        .any(|def| matches!(def.shape, Shape::Disk(_)) && keep.allows(def.name))
+}
+
+/// The `carried` disk counters that `io` has, by family name, of the families `keep` allows:
+/// what the totals keep.
+pub(super) fn carried_disk_counters<'a>(
+    io: &'a Io,
+    keep: &'a MetricFilter,
+) -> impl Iterator<Item = (&'static str, u64)> + 'a {
+    FAMILIES
+        .iter()
+        .filter(|def| def.carried && keep.allows(def.name))
         .filter_map(move |def| match def.shape {
             Shape::Disk(pick) => pick(io).map(|v| (def.name, v)),
             _ => None,
         })
 }
 
-/// The `carried` network counters of one interface, by family name: what the totals keep.
-pub(super) fn carried_network_counters(n: &Net) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+/// The `carried` network counters of one interface, by family name, of the families `keep`
+/// allows: what the totals keep.
+pub(super) fn carried_network_counters<'a>(
+    n: &'a Net,
+    keep: &'a MetricFilter,
+) -> impl Iterator<Item = (&'static str, u64)> + 'a {
     FAMILIES
         .iter()
-        .filter(|def| def.carried)
+        .filter(|def| def.carried && keep.allows(def.name))
         .filter_map(move |def| match def.shape {
             Shape::Network(pick) => Some((def.name, pick(n))),
             _ => None,
         })
 }
 
-/// Every data family of the poll, in order.
-pub(super) fn all(poll: &Poll) -> Vec<Family> {
-    FAMILIES.iter().map(|def| family(def, poll)).collect()
+/// Every data family of the poll that `keep` allows, in order; the others are not computed.
+pub(super) fn all(poll: &Poll, keep: &MetricFilter) -> Vec<Family> {
+    FAMILIES
+        .iter()
+        .filter(|def| keep.allows(def.name))
+        .map(|def| family(def, poll))
+        .collect()
 }
 
 fn family(def: &Def, poll: &Poll) -> Family {
@@ -440,7 +475,8 @@ mod tests {
             read_ops: Some(3),
             write_ops: Some(4),
         };
-        let disk: Vec<_> = carried_disk_counters(&io).collect();
+        let all = MetricFilter::default();
+        let disk: Vec<_> = carried_disk_counters(&io, &all).collect();
         assert_eq!(
             disk,
             [
@@ -450,7 +486,7 @@ mod tests {
                 ("ecs_task_disk_written_iops_total", 4),
             ]
         );
-        let network: Vec<_> = carried_network_counters(&Net::default())
+        let network: Vec<_> = carried_network_counters(&Net::default(), &all)
             .map(|(name, _)| name)
             .collect();
         assert_eq!(network.len(), 8);
