@@ -85,7 +85,8 @@ impl Task {
                 let template = fixture(p.task).map_err(|e| format!("task: {e}"))?;
                 let arn = template["TaskARN"].as_str().unwrap_or_default();
                 let old = arn.rsplit('/').next().filter(|old| !old.is_empty());
-                let old = old.ok_or_else(|| format!("profile {}: no task id in TaskARN", p.name))?;
+                let old =
+                    old.ok_or_else(|| format!("profile {}: no task id in TaskARN", p.name))?;
                 (p.task.replace(old, id), p.stats.replace(old, id))
             }
         };
@@ -370,12 +371,25 @@ mod tests {
             let json = task.task_json(0.0);
             let arn = json["TaskARN"].as_str().expect("TaskARN");
             assert!(arn.ends_with(&format!("/{id}")), "{}: {arn}", p.name);
-            let old = plain.task_json(0.0)["TaskARN"].as_str().expect("arn").to_owned();
+            let old = plain.task_json(0.0)["TaskARN"]
+                .as_str()
+                .expect("arn")
+                .to_owned();
             let old = old.rsplit('/').next().expect("id");
-            assert!(!json.to_string().contains(old), "{}: template id left", p.name);
+            assert!(
+                !json.to_string().contains(old),
+                "{}: template id left",
+                p.name
+            );
             assert_eq!(task.containers.len(), plain.containers.len(), "{}", p.name);
             for (c, t) in task.containers.iter().zip(&plain.containers) {
-                assert_eq!(c.stats.is_some(), t.stats.is_some(), "{}: {}", p.name, c.name);
+                assert_eq!(
+                    c.stats.is_some(),
+                    t.stats.is_some(),
+                    "{}: {}",
+                    p.name,
+                    c.name
+                );
             }
         }
     }
