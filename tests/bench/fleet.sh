@@ -32,7 +32,6 @@
 # every process started here is killed by its PID on exit, Ctrl-C included (tests/bench/lib.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-ROOT=$PWD
 
 SIZES=("$@")
 ((${#SIZES[@]})) || SIZES=(10)
@@ -48,9 +47,9 @@ HZ=$(getconf CLK_TCK)
 log_as fleet
 
 for n in "${SIZES[@]}"; do
-  [[ $n =~ ^[1-9][0-9]*$ ]] && ((n <= 1000)) || die "a fleet size is a number from 1 to 1000, not '$n'"
+  if ! [[ $n =~ ^[1-9][0-9]*$ ]] || ((n > 1000)); then die "a fleet size is a number from 1 to 1000, not '$n'"; fi
 done
-[[ $BASE =~ ^[0-9]+$ ]] && ((BASE >= 1024)) || die "FLEET_PORT must be a port number >= 1024, not '$BASE'"
+if ! [[ $BASE =~ ^[0-9]+$ ]] || ((BASE < 1024)); then die "FLEET_PORT must be a port number >= 1024, not '$BASE'"; fi
 [[ $SCRAPE =~ ^[1-9][0-9]*$ && $WINDOW =~ ^[1-9][0-9]*$ && ${FLEET_KEEP:-0} =~ ^[0-9]+$ ]] ||
   die "FLEET_SCRAPE, FLEET_SECS and FLEET_KEEP are whole seconds"
 MAX=$(printf '%s\n' "${SIZES[@]}" | sort -n | tail -n1)
@@ -253,7 +252,6 @@ measure() {
     fam=$(jq -r .Family "$dir/task-$p.json" 2>/dev/null || true)
     [[ -n $fam ]] || continue
     R[$n.series.${PROFILES[p]}]=$(awk -v f="$fam" '$1 == f {if (!c++ || $2 < lo) lo = $2; if ($2 > hi) hi = $2} END {print (lo == hi ? lo : lo "–" hi)}' "$dir/per_task")
-    PROFILE_FAMILY[${PROFILES[p]}]=$fam
   done
   R[$n.series_sum]=$(awk '{s += $2} END {print s}' "$dir/per_task")
   # Series identity: a task is its target labels (job, instance) plus its ecs_task_info. With
@@ -263,7 +261,6 @@ measure() {
     jq '.data.result | length')
   log "N=$n: ${R[$n.up]} up, head series ${R[$n.head]}, $(fmt "${R[$n.samples_s]}" %.0f) samples/s, Prometheus RSS $(kib_mib "${R[$n.prom_rss]}" 1), exporters RSS $(kib_mib "${R[$n.exp_rss]}" 1) and CPU $(fmt "${R[$n.exp_cpu]}" %.4f) cores, scrape p99 ${R[$n.p99]} ms over ${R[$n.scrapes]} scrapes, collisions ${R[$n.collisions]}"
 }
-declare -A PROFILE_FAMILY
 
 for n in "${SIZES[@]}"; do
   log "N=$n: $n simulators (${PROFILES[*]} in turn, --life), $n exporters ($BUILD, --interval $SCRAPE), Prometheus (scrape every $SCRAPE s) on 127.0.0.1:$BASE-$((BASE + 2 * n))"
@@ -280,17 +277,20 @@ for n in "${SIZES[@]}"; do
 done
 
 # --- DogStatsD custom metrics and series per task ----------------------------------------------
-# One task per profile as its template has it, and one with 3 exported containers (ec2-awsvpc's
-# pause container counts for --containers but is excluded by the exporter: 4 there), each exporter
-# sending DogStatsD to its own UDP port for STATSD_SECS seconds at --interval 1.
+# One task per profile as its template has it, one with 3 running containers (ec2-awsvpc's
+# pause container counts for --containers but is excluded by the exporter: 4 there), and the same
+# with the README's lean denylist (tests/bench/cutting.sh holds it), each exporter sending
+# DogStatsD to its own UDP port for STATSD_SECS seconds at --interval 1.
 STATSD_SECS=5
+LEAN=$(sed -n "s/^LEAN='\(.*\)'$/\1/p" tests/bench/cutting.sh)
+[[ -n $LEAN ]] || die "no LEAN= line in tests/bench/cutting.sh"
 log "DogStatsD: one exporter per profile and shape, --use-statsd --interval 1, for $STATSD_SECS s"
 declare -A SD
 sd_dir=$work/statsd
 mkdir -p "$sd_dir"
 shapes=()
 for p in "${PROFILES[@]}"; do
-  shapes+=("$p:template" "$p:3")
+  shapes+=("$p:template" "$p:3" "$p:lean")
 done
 udp_ports=()
 for _ in "${shapes[@]}"; do udp_ports+=("$(free_port)"); done
@@ -322,12 +322,14 @@ answers() { curl -fs -o /dev/null "http://127.0.0.1:$1/metrics"; }
 for k in "${!shapes[@]}"; do
   p=${shapes[k]%%:*} shape=${shapes[k]#*:}
   args=(--profile "$p" --task-id "$(task_id $((900 + k)))")
-  if [[ $shape == 3 ]]; then args+=(--containers "$([[ $p == ec2-awsvpc ]] && echo 4 || echo 3)"); fi
+  if [[ $shape != template ]]; then args+=(--containers "$([[ $p == ec2-awsvpc ]] && echo 4 || echo 3)"); fi
+  filter=()
+  if [[ $shape == lean ]]; then filter=(--metric-denylist "$LEAN"); fi
   start_sim "$SIM" "$sd_dir/sim-$k" "${args[@]}"
   sd_pids+=("$SIM_PID")
   start_on_free_port answers "$sd_dir/exporter-$k.err" env -i "$EXPORTER" --metadata-url "$SIM_URL" \
     --bind-address 127.0.0.1 --exporter-port @PORT@ --interval 1 --use-statsd --statsd-host 127.0.0.1 \
-    --statsd-port "${udp_ports[k]}" --log-level warn || die "exporter ($p, $shape) did not start"
+    --statsd-port "${udp_ports[k]}" --log-level warn "${filter[@]}" || die "exporter ($p, $shape) did not start"
   sd_pids+=("$PID")
   SD[$k.port]=$PORT
 done
@@ -391,10 +393,14 @@ k_of() { # k_of PROFILE SHAPE: the index of that DogStatsD run
 SYNTH=5 # series Prometheus adds per target: up, scrape_duration_seconds, scrape_samples_scraped,
 # scrape_samples_post_metric_relabeling, scrape_series_added
 # Tasks of 3 containers: the mean over the four profiles (the fleet's mix), and the largest.
-S3_MEAN=$(for p in "${PROFILES[@]}"; do echo "${SD[$(k_of "$p" 3).series]}"; done | awk '{s += $1} END {printf "%.1f", s / NR}')
-S3_MAX=$(for p in "${PROFILES[@]}"; do echo "${SD[$(k_of "$p" 3).series]}"; done | sort -n | tail -n1)
-D3_MEAN=$(for p in "${PROFILES[@]}"; do echo "${SD[$(k_of "$p" 3).custom]}"; done | awk '{s += $1} END {printf "%.1f", s / NR}')
-D3_MAX=$(for p in "${PROFILES[@]}"; do echo "${SD[$(k_of "$p" 3).custom]}"; done | sort -n | tail -n1)
+over_profiles() { # over_profiles SHAPE FIELD mean|max
+  local p
+  for p in "${PROFILES[@]}"; do echo "${SD[$(k_of "$p" "$1").$2]}"; done |
+    awk -v f="$3" '{s += $1; if ($1 > m) m = $1} END {if (f == "max") print m; else printf "%.1f", s / NR}'
+}
+S3_MEAN=$(over_profiles 3 series mean) S3_MAX=$(over_profiles 3 series max)
+D3_MAX=$(over_profiles 3 custom max)
+SL_MAX=$(over_profiles lean series max) DL_MAX=$(over_profiles lean custom max)
 kib_size() { awk -v k="$1" 'BEGIN {if (k >= 1048576) printf "%.1f GiB", k / 1048576; else printf "%.0f MiB", k / 1024}'; }
 
 cat <<EOF
@@ -423,12 +429,14 @@ cat <<EOF
 
 The simulators, for comparison, used $(for n in "${SIZES[@]}"; do printf '%s%% (N=%s) ' "$(fmt "$(calc "${R[$n.sim_cpu]} * 100")" %.2f)" "$n"; done)of
 a core, Prometheus $(for n in "${SIZES[@]}"; do printf '%s%% (N=%s) ' "$(fmt "$(calc "${R[$n.prom_cpu]} * 100")" %.1f)" "$n"; done)of a core.
-Series per task are \`scrape_samples_scraped\` (the exposition's series); Prometheus adds $SYNTH
-more per target (\`up\`, \`scrape_*\`), which the head series count. The head series were
+Series per task are \`scrape_samples_scraped\` at the end of the window (the exposition's series;
+a range where tasks of a profile differed: \`--life\` restarts a container at 2:00, and in the
+poll after, it has no CPU window yet, so its ratios and the task's are left out of that poll,
+SPEC §3.1.1). Prometheus adds $SYNTH more per target (\`up\`, \`scrape_*\`), which the head series count. The head series were
 $(for n in "${SIZES[@]}"; do printf '%s = %s scraped + %s × %s; ' "$(num "${R[$n.head]}")" "$(num "${R[$n.series_sum]}")" "$n" "$SYNTH"; done | sed 's/; $//').
 
 EOF
-if ((${#SIZES[@]} >= 2)); then
+if ((${#SIZES[@]} >= 2)) && awk -v b="$PRSS_B" 'BEGIN {exit !(b > 0)}'; then
   cat <<EOF
 Least-squares fits over N = ${NS// /, }:
 
@@ -442,11 +450,13 @@ Least-squares fits over N = ${NS// /, }:
 | scrape duration p99 (ms) | $(fmt "$P99_A" %.2f) + $(fmt "$P99_B" %.4f) × N | $P99_R2 |
 EOF
 else
-  # One size: no line to fit. The sizing below takes Prometheus' RSS per series as it was here
-  # (its fixed part included, so an overestimate) and the exporters' RSS per task.
+  # One size (or sizes too small for Prometheus' RSS to grow): no line to fit. The sizing below
+  # takes Prometheus' RSS per series as it was at the largest size (its fixed part included, so an
+  # overestimate) and the exporters' RSS and CPU per task.
   PRSS_A=0 PRSS_B=$(calc "${R[$MAX.prom_rss]} / ${R[$MAX.head]}") ERSS_B=$(calc "${R[$MAX.exp_rss]} / $MAX")
+  ECPU_B=$(calc "${R[$MAX.exp_cpu]} / $MAX")
   echo
-  echo "One size only: no fit (run two sizes or more, as \`make bench\` does, for the fits)."
+  echo "No fit: one size, or sizes too small (run N = 10, 50 and 100, as \`make bench\` does, for the fits)."
 fi
 cat <<EOF
 
@@ -460,13 +470,19 @@ exporter's: a scrape writes bytes rendered at the last poll.
 One exporter per profile with \`--use-statsd\` (UDP to a port read here, $STATSD_SECS s at
 \`--interval 1\`). A custom metric is a distinct metric name with its tag values (Datadog's
 definition); counted from the lines received, it equals the task's series of the 2.x families
-(\`ecs_exporter_status\` aside), one line per such series, as SPEC §4 says.
+(\`ecs_task_exporter_status\` aside), one line per such series, as SPEC §4 says. The lean set is
+the README's (Cutting series): \`METRIC_DENYLIST=$LEAN\`.
 
 | profile | containers (\`ecs_container_info\`) | series on \`/metrics\` | of which 2.x families | DogStatsD custom metrics (counted from the lines) |
 |---|---:|---:|---:|---:|
 EOF
 for k in "${!shapes[@]}"; do
-  echo "| ${shapes[k]%%:*}, $([[ ${shapes[k]#*:} == template ]] && echo "as its template (2 running, 1 stopped)" || echo "3 running") | ${SD[$k.containers]} | ${SD[$k.series]} | ${SD[$k.legacy]} | ${SD[$k.custom]} |"
+  case ${shapes[k]#*:} in
+  template) shape="as its template (2 running, 1 stopped)" ;;
+  3) shape="3 running" ;;
+  lean) shape="3 running, lean set" ;;
+  esac
+  echo "| ${shapes[k]%%:*}, $shape | ${SD[$k.containers]} | ${SD[$k.series]} | ${SD[$k.legacy]} | ${SD[$k.custom]} |"
 done
 sample_tags=${SD[$(k_of fargate 3).tags]}
 cat <<EOF
@@ -480,22 +496,29 @@ bound (every task its own combinations); a service's tasks on one revision count
 
 ### Sizing: tasks of 3 containers
 
-Series per task of 3 exported containers: $(for p in "${PROFILES[@]}"; do printf '%s %s, ' "$p" "${SD[$(k_of "$p" 3).series]}"; done | sed 's/, $//') on \`/metrics\`
-(mean $S3_MEAN, largest $S3_MAX), plus $SYNTH per target at Prometheus. The table uses the largest,
-$((S3_MAX + SYNTH)) series per task at Prometheus; DogStatsD $D3_MAX custom metrics per task (mean $D3_MEAN).
+Series per task of 3 running containers on \`/metrics\`: $(for p in "${PROFILES[@]}"; do printf '%s %s, ' "$p" "${SD[$(k_of "$p" 3).series]}"; done | sed 's/, $//')
+(mean $S3_MEAN); with the lean set $(for p in "${PROFILES[@]}"; do printf '%s, ' "${SD[$(k_of "$p" lean).series]}"; done | sed 's/, $//'). Prometheus adds $SYNTH per
+target. The table takes the largest profile: $((S3_MAX + SYNTH)) series per task at Prometheus ($((SL_MAX + SYNTH)) with the lean
+set) and $D3_MAX DogStatsD custom metrics per task ($DL_MAX). (The templates' tasks above, 2 running
+containers and a stopped one, have fewer: a stopped container has its metadata families only.)
 Samples per day = series × 86,400 s ÷ the scrape (or push) interval. The Prometheus RSS column
 extrapolates the fit above ($(fmt "$PRSS_B" %.2f) KiB per head series + $(kib_mib "$PRSS_A" 0)), measured up to
-$(num "${R[$MAX.head]}") series: a guide for one Prometheus with the default retention, not a measurement.
+$(num "${R[$MAX.head]}") series: a guide for one Prometheus, not a measurement. The exporters' CPU
+was $(fmt "$(calc "$ECPU_B * 1e6")" %.0f) µs per second each at a poll and a scrape every $SCRAPE s, about $(fmt "$(calc "$ECPU_B * $SCRAPE * 1000")" %.1f) ms per poll and
+scrape: $(fmt "$(calc "$ECPU_B * $SCRAPE * 1e6 / 15")" %.0f) µs/s at 15 s, $(fmt "$(calc "$ECPU_B * $SCRAPE * 1e6 / 60")" %.0f) µs/s at 60 s.
 
-| tasks | series at Prometheus | samples/day, 15 s | samples/day, 60 s | samples/s, 15 s | DogStatsD custom metrics (at most) | Prometheus RSS (extrapolated) | exporters' RSS, summed ($(kib_mib "$ERSS_B" 2) each) |
-|---:|---:|---:|---:|---:|---:|---:|---:|
+| tasks | families | series at Prometheus | samples/day, 15 s | samples/day, 60 s | samples/s, 15 s | DogStatsD custom metrics (at most) | Prometheus RSS (extrapolated) | exporters' RSS, summed ($(kib_mib "$ERSS_B" 2) each) |
+|---:|---|---:|---:|---:|---:|---:|---:|---:|
 EOF
 for t in 100 1000 10000; do
-  series=$((t * (S3_MAX + SYNTH)))
-  echo "| $(num $t) | $(num $series) | $(num "$(calc "$series * 5760")") | $(num "$(calc "$series * 1440")") | $(num "$(calc "$series / 15")") | $(num $((t * D3_MAX))) | $(kib_size "$(calc "$PRSS_A + $PRSS_B * $series")") | $(kib_size "$(calc "$ERSS_B * $t")") |"
+  for set in every lean; do
+    if [[ $set == every ]]; then per=$((S3_MAX + SYNTH)) dd=$D3_MAX label="every family"; else per=$((SL_MAX + SYNTH)) dd=$DL_MAX label="lean set"; fi
+    series=$((t * per))
+    echo "| $(num $t) | $label | $(num $series) | $(num "$(calc "$series * 5760")") | $(num "$(calc "$series * 1440")") | $(num "$(calc "$series / 15")") | $(num $((t * dd))) | $(kib_size "$(calc "$PRSS_A + $PRSS_B * $series")") | $(kib_size "$(calc "$ERSS_B * $t")") |"
+  done
 done
 cat <<EOF
 
-Commands: \`make fleet N=10\` (one size, this section on stdout; \`FLEET_KEEP=1\` keeps the
-fleet up until Ctrl-C), \`bash tests/bench/fleet.sh ${NS}\` (this run, FLEET_SCRAPE=$SCRAPE FLEET_SECS=$WINDOW).
+Commands: \`make fleet N=10\` (one size, this section on stdout; \`FLEET_KEEP=600\` keeps the
+fleet up 10 minutes more), \`bash tests/bench/fleet.sh ${NS}\` (this run: FLEET_STATIC=${FLEET_STATIC:-0} FLEET_SCRAPE=$SCRAPE FLEET_SECS=$WINDOW).
 EOF
