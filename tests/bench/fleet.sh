@@ -90,7 +90,7 @@ if [[ ${FLEET_STATIC:-0} == 1 ]]; then
   cargo build --release --bin ecs-task-sim >&2
   make -s static >&2
   EXPORTER=${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-musl/dist/ecs-container-exporter
-  BUILD="the shipped static binary (\`make static\`)"
+  BUILD="the shipped static binary, \`make static\`"
 else
   log "building: cargo build --release --bins"
   cargo build --release --bins >&2
@@ -410,7 +410,8 @@ $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs shared with the simulators, the 
 Prometheus $(prometheus --version 2>&1 | awk 'NR == 1 {print $3}') (and other builds: load at the end $(cut -d' ' -f1-3 /proc/loadavg)). Task i
 runs the simulator profile fargate, ec2-bridge, managed-instances, ec2-awsvpc in turn, as its
 template has it (2 running containers and a stopped one; ec2-awsvpc also the pause container),
-with \`--life\` and a task id of its own; its exporter ($BUILD) polls every $SCRAPE s. Prometheus
+with \`--life\` and a task id of its own; its exporter ($BUILD) polls every $SCRAPE s.
+Prometheus
 finds them in a \`file_sd\` file written as prometheus-ecs-discovery writes it (per task, the
 exporter's container and the application's own exporter, both with the docker label) through the
 README's job, \`monitoring/discovery/file-sd.yml\` as it is (\`honor_labels: true\`, the
@@ -423,7 +424,7 @@ counts the series that would be one if \`instance\` were replaced by the task AR
 |---:|---:|---|---:|---:|---:|---:|---:|---:|---|---:|
 EOF
 for n in "${SIZES[@]}"; do
-  echo "| $n | ${R[$n.up]} (${R[$n.dropped]}) | ${R[$n.series.fargate]:--} / ${R[$n.series.ec2-bridge]:--} / ${R[$n.series.managed-instances]:--} / ${R[$n.series.ec2-awsvpc]:--} | $(num "${R[$n.head]}") | $(fmt "${R[$n.samples_s]}" %.0f) | $(kib_mib "${R[$n.prom_rss]}" 1) | $(kib_mib "$(calc "${R[$n.prom_rss]} * 1000 / ${R[$n.head]}")" 2) | $(kib_mib "${R[$n.exp_rss]}" 1) ($(kib_mib "$(calc "${R[$n.exp_rss]} / $n")" 2) each) | $(fmt "$(calc "${R[$n.exp_cpu]} * 100")" %.2f)% of a core ($(fmt "$(calc "${R[$n.exp_cpu]} * 1e6 / $n")" %.0f) µs/s each) | ${R[$n.p50]} / ${R[$n.p99]} / ${R[$n.max]} ms (${R[$n.scrapes]}) | ${R[$n.collisions]} |"
+  echo "| $n | ${R[$n.up]} (${R[$n.dropped]}) | ${R[$n.series.fargate]:--} / ${R[$n.series.ec2-bridge]:--} / ${R[$n.series.managed-instances]:--} / ${R[$n.series.ec2-awsvpc]:--} | $(num "${R[$n.head]}") | $(num "${R[$n.samples_s]}") | $(kib_mib "${R[$n.prom_rss]}" 1) | $(kib_mib "$(calc "${R[$n.prom_rss]} * 1000 / ${R[$n.head]}")" 2) | $(kib_mib "${R[$n.exp_rss]}" 1) ($(kib_mib "$(calc "${R[$n.exp_rss]} / $n")" 2) each) | $(fmt "$(calc "${R[$n.exp_cpu]} * 100")" %.2f)% of a core ($(fmt "$(calc "${R[$n.exp_cpu]} * 1e6 / $n")" %.0f) µs/s each) | ${R[$n.p50]} / ${R[$n.p99]} / ${R[$n.max]} ms (${R[$n.scrapes]}) | ${R[$n.collisions]} |"
 done
 cat <<EOF
 
