@@ -24,7 +24,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
@@ -269,12 +269,19 @@ fn a_fleet_of_twenty_tasks_is_discovered_scraped_and_told_apart() {
     });
     assert!(stored, "ecs_task_info or {KEPT} not stored for every task");
 
-    let up = prometheus.query(&format!("up{{job=\"{JOB}\"}}"), None);
+    // Every query below at one instant, so that their counts agree (a series that a poll adds
+    // between two queries, like a ratio after its first window, is in both or in neither).
+    let at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    let query = |promql: &str| prometheus.query(promql, Some(at));
+    let up = query(&format!("up{{job=\"{JOB}\"}}"));
     assert_eq!(up.len(), N, "{up:?}");
     assert!(up.iter().all(|s| s["value"][1] == "1"), "{up:?}");
 
     // One ecs_task_info per target, naming the task that discovery named for that target.
-    let infos = prometheus.query("ecs_task_info", None);
+    let infos = query("ecs_task_info");
     assert_eq!(instances(&infos).len(), N, "one ecs_task_info per target");
     for info in &infos {
         let m = &info["metric"];
@@ -292,21 +299,21 @@ fn a_fleet_of_twenty_tasks_is_discovered_scraped_and_told_apart() {
     let named =
         format!("label_replace({{job=\"{JOB}\"}}, \"name\", \"$1\", \"__name__\", \"(.+)\")");
     let by_task = format!("{named} * on (instance) group_left (task_arn) ecs_task_info");
-    let collisions = prometheus.query(&format!("count without (instance) ({by_task}) > 1"), None);
+    let collisions = query(&format!("count without (instance) ({by_task}) > 1"));
     assert!(
         collisions.is_empty(),
         "{} series of two tasks alike, e.g. {:?}",
         collisions.len(),
         collisions.first()
     );
-    let joined = prometheus.query(&format!("count({by_task})"), None);
-    let total = prometheus.query(&format!("count({{job=\"{JOB}\"}})"), None);
+    let joined = query(&format!("count({by_task})"));
+    let total = query(&format!("count({{job=\"{JOB}\"}})"));
     assert_eq!(
         joined.first().map(|s| s["value"][1].clone()),
         total.first().map(|s| s["value"][1].clone()),
         "every series joins its task's ecs_task_info"
     );
-    let alike = prometheus.query(&format!("count without (instance) ({named}) > 1"), None);
+    let alike = query(&format!("count without (instance) ({named}) > 1"));
     assert!(
         !alike.is_empty(),
         "tasks of one profile should look alike without their task ARN"
@@ -330,26 +337,22 @@ fn a_fleet_of_twenty_tasks_is_discovered_scraped_and_told_apart() {
         "container_arn",
         "docker_image",
     ] {
-        let with = prometheus.query(
-            &format!("count({{job=\"{JOB}\", {label}!=\"\", __name__!=\"ecs_task_info\"}})"),
-            None,
-        );
+        let with = query(&format!(
+            "count({{job=\"{JOB}\", {label}!=\"\", __name__!=\"ecs_task_info\"}})"
+        ));
         assert!(
             with.is_empty(),
             "series with the tool's label {label}: {with:?}"
         );
     }
-    let ours_named = prometheus.query(
-        &format!("{{container_name=\"{EXPORTER_CONTAINER}\"}}"),
-        None,
-    );
+    let ours_named = query(&format!("{{container_name=\"{EXPORTER_CONTAINER}\"}}"));
     assert!(
         ours_named.is_empty(),
         "the tool's container_name on a series"
     );
 
     // The denylisted family: absent at Prometheus, its neighbour there for every task.
-    let denied = prometheus.query(DENIED, None);
+    let denied = query(DENIED);
     eprintln!(
         "fleet: {N} targets up, {} series, no collision, {} series of {DENIED}, in {:.1} s",
         total
