@@ -8,6 +8,7 @@
 //!
 //! Out of scope: reading the real process environment (main.rs passes `std::env::var`).
 
+mod remote_write;
 mod values;
 
 use std::fmt;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use argh::FromArgs;
 
 use crate::core::compute::Filter;
+pub use remote_write::{Auth, RemoteWrite, Secret};
 use values::Raw;
 pub use values::{DEFAULT_DOCKER_HOST, DockerHost};
 
@@ -90,12 +92,45 @@ pub struct Args {
     /// print the version, git commit and target of this binary, and exit
     #[argh(switch, short = 'V')]
     pub version: bool,
+
+    /// http:// or https:// URL of a Prometheus Remote-Write receiver to push every poll to
+    /// [env: REMOTE_WRITE_URL]
+    #[argh(option)]
+    pub remote_write_url: Option<String>,
+
+    /// name=value label added to every pushed series; repeatable [env: REMOTE_WRITE_LABELS, a
+    /// comma list]
+    #[argh(option)]
+    pub remote_write_label: Vec<String>,
+
+    /// sign remote-write requests with AWS SigV4, service aps [env: REMOTE_WRITE_SIGV4]
+    #[argh(switch)]
+    pub remote_write_sigv4: bool,
+
+    /// region for SigV4 [env: REMOTE_WRITE_SIGV4_REGION; default the URL host's region, else
+    /// AWS_REGION, else AWS_DEFAULT_REGION]
+    #[argh(option)]
+    pub remote_write_sigv4_region: Option<String>,
+
+    /// PEM CA certificates trusted besides the bundled public roots [env: REMOTE_WRITE_CA_FILE]
+    #[argh(option)]
+    pub remote_write_ca_file: Option<String>,
+
+    /// seconds allowed for one remote-write request, connect to last byte [env:
+    /// REMOTE_WRITE_TIMEOUT; default 10]
+    #[argh(option)]
+    pub remote_write_timeout: Option<String>,
+
+    /// remote-write requests kept while the receiver is away; beyond it the oldest is dropped
+    /// [env: REMOTE_WRITE_BUFFER; default 120]
+    #[argh(option)]
+    pub remote_write_buffer: Option<String>,
 }
 
 /// What to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    Run(Config),
+    Run(Box<Config>),
     /// GET `/health` on this address.
     Healthcheck(SocketAddr),
     /// Print the version line (`core::version::line`).
@@ -136,6 +171,8 @@ pub struct Config {
     pub timeout: Duration,
     pub filter: Filter,
     pub statsd: Option<StatsdTarget>,
+    /// Push to a Remote-Write receiver (SPEC §5); `None`: off.
+    pub remote_write: Option<RemoteWrite>,
     pub log_level: log::LevelFilter,
 }
 
@@ -265,20 +302,33 @@ pub fn resolve(args: Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Comma
         ),
     };
     let statsd = statsd(&lookup, args.use_statsd, args.statsd_host, args.statsd_port)?;
+    let remote_write = remote_write::resolve(
+        &lookup,
+        remote_write::Flags {
+            url: args.remote_write_url,
+            labels: args.remote_write_label,
+            sigv4: args.remote_write_sigv4,
+            region: args.remote_write_sigv4_region,
+            ca_file: args.remote_write_ca_file,
+            timeout: args.remote_write_timeout,
+            buffer: args.remote_write_buffer,
+        },
+    )?;
     let origin = if args.docker {
         docker(&lookup, args.metadata_url.is_some(), args.docker_host)?
     } else {
         ecs(&lookup, args.metadata_url)?
     };
-    Ok(Command::Run(Config {
+    Ok(Command::Run(Box::new(Config {
         origin,
         listen: SocketAddr::new(bind, port),
         interval,
         timeout,
         filter,
         statsd,
+        remote_write,
         log_level,
-    }))
+    })))
 }
 
 /// Where `--healthcheck` calls: the bind address, loopback for an unspecified one.

@@ -20,5 +20,7 @@
 pub mod config;
 pub mod core;
 pub mod poller;
+#[cfg(feature = "remote-write")]
+pub mod push;
 pub mod serve;
 pub mod source;

@@ -3,7 +3,7 @@
 //! `--version` prints one line and exits 0.
 
 use std::process::ExitCode;
-use std::sync::{Arc, mpsc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -12,6 +12,8 @@ use signal_hook::iterator::Signals;
 use ecs_container_exporter::config::{self, Command, Config, Parsed};
 use ecs_container_exporter::core::version;
 use ecs_container_exporter::poller;
+#[cfg(feature = "remote-write")]
+use ecs_container_exporter::push::Pusher;
 use ecs_container_exporter::serve::state::State;
 use ecs_container_exporter::serve::{http, routes, statsd};
 use ecs_container_exporter::source::client;
@@ -51,7 +53,11 @@ fn main() -> ExitCode {
         Command::Healthcheck(_) => ExitCode::FAILURE,
         Command::Run(config) => match run(&config) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
+            Err(Failed::Config(e)) => {
+                eprintln!("{NAME}: {e}");
+                ExitCode::from(2)
+            }
+            Err(Failed::Run(e)) => {
                 eprintln!("{NAME}: {e}");
                 ExitCode::FAILURE
             }
@@ -59,7 +65,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(config: &Config) -> Result<(), String> {
+/// Why `run` ended early: a setting that cannot be used (exit 2), or the system refused.
+enum Failed {
+    #[cfg_attr(not(feature = "remote-write"), allow(dead_code))]
+    Config(String),
+    Run(String),
+}
+
+fn run(config: &Config) -> Result<(), Failed> {
     let mut logger = env_logger::Builder::new();
     logger.filter_level(config.log_level).format_target(false);
     // The HTTP client's own debug lines are noise next to ours.
@@ -67,25 +80,27 @@ fn run(config: &Config) -> Result<(), String> {
         logger.filter_module(target, log::LevelFilter::Warn.min(config.log_level));
     }
     logger.init();
-    let mut signals =
-        Signals::new([SIGTERM, SIGINT]).map_err(|e| format!("cannot handle signals: {e}"))?;
+    let mut signals = Signals::new([SIGTERM, SIGINT])
+        .map_err(|e| Failed::Run(format!("cannot handle signals: {e}")))?;
+    let mut state = State::new(config.interval, config.statsd.is_some());
+    if config.remote_write.is_some() {
+        state = state.with_remote_write();
+    }
+    let state = Arc::new(state);
+    // Files named by the settings are read before anything starts.
+    let pusher = start_pusher(config, &state)?;
     let listener = http::bind(config.listen)
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let state = Arc::new(State::new(config.interval, config.statsd.is_some()));
-    // The DogStatsD sender tells the poller when its error count changed.
-    let (wake, woken) = mpsc::sync_channel(1);
-    let statsd = match &config.statsd {
-        Some(target) => Some(
-            statsd::spawn(target.clone(), Arc::clone(&state), wake).map_err(|e| e.to_string())?,
-        ),
-        None => None,
-    };
-    poller::spawn(config, Arc::clone(&state), statsd, woken)
-        .map_err(|e| format!("cannot start the poller: {e}"))?;
+        .map_err(|e| Failed::Run(format!("cannot listen on {}: {e}", config.listen)))?;
+    if let Some(target) = &config.statsd {
+        statsd::spawn(target.clone(), Arc::clone(&state))
+            .map_err(|e| Failed::Run(e.to_string()))?;
+    }
+    poller::spawn(config, Arc::clone(&state))
+        .map_err(|e| Failed::Run(format!("cannot start the poller: {e}")))?;
     let server = http::spawn(listener, Arc::clone(&state), routes::route)
-        .map_err(|e| format!("cannot start the server: {e}"))?;
+        .map_err(|e| Failed::Run(format!("cannot start the server: {e}")))?;
     log::info!(
-        "serving http://{}/metrics; polling {} every {:?}{}",
+        "serving http://{}/metrics; polling {} every {:?}{}{}",
         config.listen,
         config.origin,
         config.interval,
@@ -93,6 +108,11 @@ fn run(config: &Config) -> Result<(), String> {
             .statsd
             .as_ref()
             .map(|t| format!("; DogStatsD to {}:{}", t.host, t.port))
+            .unwrap_or_default(),
+        config
+            .remote_write
+            .as_ref()
+            .map(|rw| format!("; remote write to {}", rw.url))
             .unwrap_or_default()
     );
 
@@ -105,7 +125,37 @@ fn run(config: &Config) -> Result<(), String> {
             "SIGTERM"
         }
     );
+    let stopped = Instant::now();
     state.stop();
-    server.stop(Instant::now() + Duration::from_millis(800));
+    server.stop(stopped + Duration::from_millis(800));
+    finish_pusher(pusher, config, stopped);
     Ok(())
+}
+
+#[cfg(feature = "remote-write")]
+type Push = Option<Pusher>;
+#[cfg(not(feature = "remote-write"))]
+type Push = Option<()>;
+
+/// The remote-write pusher, when it is on (a binary without the feature refused its settings).
+fn start_pusher(config: &Config, state: &Arc<State>) -> Result<Push, Failed> {
+    #[cfg(feature = "remote-write")]
+    if let Some(rw) = &config.remote_write {
+        let env = |var: &str| std::env::var(var).ok();
+        return Pusher::start(rw, Arc::clone(state), &env)
+            .map(Some)
+            .map_err(Failed::Config);
+    }
+    let _ = (config, state);
+    Ok(None)
+}
+
+/// Waits for the last remote-write request (every series stale) within the remote-write timeout.
+fn finish_pusher(pusher: Push, config: &Config, stopped: Instant) {
+    #[cfg(feature = "remote-write")]
+    if let (Some(pusher), Some(rw)) = (pusher, &config.remote_write) {
+        pusher.finish(stopped + rw.timeout + Duration::from_millis(200));
+    }
+    #[cfg(not(feature = "remote-write"))]
+    let _ = (pusher, config, stopped);
 }

@@ -1,16 +1,17 @@
 //! The poller thread: at start and then every interval, fetch the task and its stats from the
-//! source, compute a snapshot, render it, publish it, and hand it to DogStatsD.
+//! source, compute a snapshot, render it and publish it. It is the one producer: `/metrics`,
+//! DogStatsD and remote write each consume what it publishes, and nothing calls it back.
 //!
 //! A failed poll keeps the last good snapshot: the data families stay as they were, only the
 //! self-metrics change (`ecs_exporter_up 0`, the error counted by endpoint and reason), and one
-//! log line says what happened. Nothing is sent to DogStatsD after a failed poll. Between polls,
-//! a word from the DogStatsD sender (a send failed) re-renders the last snapshot with the new
-//! error count, so that `/metrics` shows it at once.
+//! log line says what happened. A failed poll publishes no numbers for the outputs to send. The
+//! outputs' own counters (DogStatsD errors, remote-write outcomes) are read when a poll renders,
+//! so they show from the next poll on.
 //!
-//! Out of scope: the formulas (`core::compute`), HTTP details (`source`), serving (`serve`).
+//! Out of scope: the formulas (`core::compute`), HTTP details (`source`), serving and delivering
+//! (`serve`, `push`).
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::thread;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -19,7 +20,7 @@ use crate::core::compute::{self, History, Options};
 use crate::core::exposition;
 use crate::core::health::{self, Health};
 use crate::core::snapshot::Snapshot;
-use crate::serve::state::State;
+use crate::serve::state::{Poll, Publication, State};
 use crate::source::Source;
 
 /// The poller's memory between polls.
@@ -34,15 +35,10 @@ pub struct Poller {
     warned: Vec<String>,
     failures_in_a_row: u64,
     state: Arc<State>,
-    statsd: Option<SyncSender<Arc<Snapshot>>>,
 }
 
 impl Poller {
-    pub fn new(
-        config: &Config,
-        state: Arc<State>,
-        statsd: Option<SyncSender<Arc<Snapshot>>>,
-    ) -> Poller {
+    pub fn new(config: &Config, state: Arc<State>) -> Poller {
         Poller {
             source: Source::new(&config.origin, config.timeout),
             options: Options {
@@ -55,7 +51,6 @@ impl Poller {
             warned: Vec::new(),
             failures_in_a_row: 0,
             state,
-            statsd,
         }
     }
 
@@ -64,6 +59,7 @@ impl Poller {
         let started = Instant::now();
         let result = self.source.fetch();
         self.health.poll_duration = Some(started.elapsed().as_secs_f64());
+        let good = result.is_ok();
         match result {
             Ok((task, stats)) => {
                 let (snapshot, history) =
@@ -72,10 +68,7 @@ impl Poller {
                 self.snapshot = Arc::new(snapshot);
                 self.log_warnings();
                 self.health.up = true;
-                self.health.last_success = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .ok()
-                    .map(|d| d.as_secs_f64());
+                self.health.last_success = Some(unix_ms() as f64 / 1000.0);
                 if self.failures_in_a_row > 0 {
                     log::info!(
                         "poll succeeded again after {} failed",
@@ -83,13 +76,6 @@ impl Poller {
                     );
                 }
                 self.failures_in_a_row = 0;
-                if let Some(tx) = &self.statsd
-                    && let Err(TrySendError::Full(_)) = tx.try_send(Arc::clone(&self.snapshot))
-                {
-                    log::debug!(
-                        "DogStatsD sender still busy with the previous poll; skipped this one"
-                    );
-                }
             }
             Err((endpoint, error)) => {
                 self.health.up = false;
@@ -98,21 +84,34 @@ impl Poller {
                 log::warn!("poll failed, keeping the last good numbers: {error}");
             }
         }
-        let exposition = self.render();
-        self.state.publish(exposition);
+        let publication = self.render(good);
+        self.state.publish(publication);
     }
 
-    /// Publishes the last snapshot again with the current DogStatsD error count (not a poll
-    /// attempt: `/health` does not change).
-    pub fn republish(&mut self) {
-        let exposition = self.render();
-        self.state.replace(exposition);
+    /// What is served before the first poll: the exporter's own families, no numbers.
+    pub fn prepare(&mut self) {
+        let publication = self.render(false);
+        self.state.prepare(publication);
     }
 
-    /// The snapshot and the exporter's health, rendered once for every scrape until the next.
-    fn render(&mut self) -> exposition::Exposition {
+    /// The snapshot and the exporter's health (with the outputs' counters as they are now),
+    /// rendered once for every scrape until the next attempt; after a good poll, also what the
+    /// outputs deliver.
+    fn render(&mut self, good: bool) -> Publication {
         self.health.statsd_errors = self.state.statsd_errors();
-        exposition::render(&self.snapshot.families, &health::families(&self.health))
+        self.health.remote_write = self.state.remote_write().map(|c| c.health());
+        let own = health::families(&self.health);
+        let exposition = exposition::render(&self.snapshot.families, &own);
+        let poll = good.then(|| Poll {
+            // The time the snapshot was taken: its last success, to the millisecond.
+            time_ms: self
+                .health
+                .last_success
+                .map_or_else(unix_ms, |t| (t * 1000.0).round() as i64),
+            snapshot: Arc::clone(&self.snapshot),
+            own,
+        });
+        Publication { exposition, poll }
     }
 
     fn log_warnings(&mut self) {
@@ -136,18 +135,19 @@ fn device_mapper_majors() -> Vec<u64> {
     }
 }
 
+/// Now as Unix milliseconds (0 if the clock is before 1970).
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// Starts the poller thread: a poll at once, then one every interval (measured from the start
-/// of each poll; a poll longer than the interval is followed at once by the next). `wake` says
-/// that DogStatsD errors changed.
-pub fn spawn(
-    config: &Config,
-    state: Arc<State>,
-    statsd: Option<SyncSender<Arc<Snapshot>>>,
-    wake: Receiver<()>,
-) -> std::io::Result<()> {
+/// of each poll; a poll longer than the interval is followed at once by the next).
+pub fn spawn(config: &Config, state: Arc<State>) -> std::io::Result<()> {
     let interval = config.interval;
-    let mut poller = Poller::new(config, state, statsd);
-    poller.republish();
+    let mut poller = Poller::new(config, state);
+    poller.prepare();
     thread::Builder::new()
         .name("poller".into())
         .spawn(move || {
@@ -155,17 +155,11 @@ pub fn spawn(
             loop {
                 poller.poll();
                 next += interval;
-                loop {
-                    let now = Instant::now();
-                    if next <= now {
-                        next = now;
-                        break;
-                    }
-                    match wake.recv_timeout(next - now) {
-                        Ok(()) => poller.republish(),
-                        Err(RecvTimeoutError::Timeout) => break,
-                        Err(RecvTimeoutError::Disconnected) => thread::sleep(next - now),
-                    }
+                let now = Instant::now();
+                if next <= now {
+                    next = now;
+                } else {
+                    thread::sleep(next - now);
                 }
             }
         })?;

@@ -5,9 +5,9 @@
 //!   which must test every alert (firing and quiet) and every recording rule;
 //! - the dashboard's structure: unique panel ids, the `${datasource}` variable on every panel,
 //!   target and query variable, every `$variable` defined, every metric name one the exporter
-//!   serves (a real scrape of every simulator profile), a recording rule, or Prometheus' own
-//!   `up`/`ALERTS`; the same for the rule files; the README names every alert, its threshold
-//!   and every "Only when it happens" panel;
+//!   serves (a real scrape of every simulator profile, and of an exporter that pushes), a
+//!   recording rule, or Prometheus' own `up`/`ALERTS`; the same for the rule files; the README
+//!   names every alert, its threshold and every "Only when it happens" panel;
 //! - Prometheus 2.x with the rules loaded, scraping two exporters (simulated Fargate and EC2
 //!   bridge tasks) as one job: every rule evaluates with health `ok`; every dashboard query,
 //!   its variables resolved as Grafana would (per task, per container), returns data without
@@ -20,12 +20,14 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::prometheus::{Prometheus, encode, prometheus_version, promtool_installed};
-use common::{Exporter, Sim, wait_for};
+use common::{Exporter, Sim, http_get, wait_for};
 use serde_json::Value;
 
 /// The job name the alert rules expect (README's scrape config).
@@ -41,6 +43,14 @@ const GRAFANA_BUILTINS: [(&str, &str); 3] = [
 /// How a panel says that it is empty until something happens.
 const WHEN: &str = "Only when it happens";
 const PROFILES: [&str; 4] = ["fargate", "ec2-bridge", "managed-instances", "ec2-awsvpc"];
+/// The remote-write self-metrics (SPEC §5), which the push alerts read: the exporter writes them
+/// only when it pushes (`--remote-write-url`).
+const PUSH_SERIES: [&str; 4] = [
+    "ecs_exporter_remote_write_requests_total",
+    "ecs_exporter_remote_write_samples_sent_total",
+    "ecs_exporter_remote_write_queue_requests",
+    "ecs_exporter_remote_write_last_success_timestamp_seconds",
+];
 
 fn monitoring() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("monitoring")
@@ -331,6 +341,109 @@ fn served() -> BTreeSet<String> {
     names
 }
 
+/// A remote-write receiver that answers every request `204` and keeps nothing: enough for an
+/// exporter to count its pushes as sent (a gauge such as the last success's time may wait for
+/// one).
+fn accepting_receiver() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a receiver");
+    let addr = listener.local_addr().expect("the receiver's address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || answer_204(stream));
+        }
+    });
+    addr
+}
+
+/// Reads requests (head, then a `Content-Length` body) and answers each `204`, until the
+/// client closes or stalls for 5 s.
+fn answer_204(mut stream: TcpStream) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    loop {
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+        std::io::copy(&mut (&mut reader).take(length), &mut std::io::sink())?;
+        stream.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")?;
+    }
+}
+
+/// The remote-write series names of an exporter that pushes (to [`accepting_receiver`]).
+/// A binary that refuses `--remote-write-url` with exit status 2 (one built without the
+/// `remote-write` feature, or before it) serves none, and [`PUSH_SERIES`] stands in for them;
+/// a binary that pushes must serve every one of [`PUSH_SERIES`].
+fn pushed() -> BTreeSet<String> {
+    let sim = Sim::start(&["--profile", "fargate", "--refresh-secs", "0"]);
+    let receiver = format!("http://{}/api/v1/write", accepting_receiver());
+    let mut last = String::new();
+    // As in `Exporter::start`: another process may take the free port first; then try another.
+    for _ in 0..5 {
+        let port = common::free_port();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut child = Command::new(common::EXPORTER)
+            .args([
+                "--metadata-url",
+                &sim.url,
+                "--exporter-port",
+                &port.to_string(),
+            ])
+            .args(["--bind-address", "127.0.0.1", "--interval", "0.2"])
+            .args(["--remote-write-url", &receiver])
+            .env_clear()
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ecs-container-exporter");
+        wait_for(Duration::from_secs(10), || {
+            !matches!(child.try_wait(), Ok(None)) || http_get(addr, "/metrics", &[]).is_ok()
+        });
+        if matches!(child.try_wait(), Ok(None)) {
+            let exporter = Exporter::adopt(child, addr);
+            let has = |s: &common::Scrape, name: &str| s.samples.keys().any(|(n, _)| n == name);
+            let s = exporter.scrape_until(Duration::from_secs(15), |s| {
+                PUSH_SERIES.iter().all(|name| has(s, name))
+            });
+            let missing: Vec<&&str> = PUSH_SERIES.iter().filter(|n| !has(&s, n)).collect();
+            assert!(
+                missing.is_empty(),
+                "an exporter that pushes does not serve {missing:?}"
+            );
+            return s
+                .samples
+                .keys()
+                .map(|(name, _)| name.clone())
+                .filter(|name| name.starts_with("ecs_exporter_remote_write_"))
+                .collect();
+        }
+        let out = child.wait_with_output().expect("the exporter's output");
+        last = String::from_utf8_lossy(&out.stderr).into_owned();
+        if out.status.code() == Some(2) && last.to_lowercase().contains("remote-write") {
+            eprintln!(
+                "note: this exporter does not push; the rules' remote-write names are checked \
+                 against SPEC §5's list ({}): {}",
+                PUSH_SERIES.join(", "),
+                last.trim()
+            );
+            return PUSH_SERIES.iter().map(|s| (*s).to_owned()).collect();
+        }
+    }
+    panic!("an exporter with --remote-write-url did not start: {last}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // promtool.
 
@@ -537,6 +650,7 @@ fn dashboard_has_unique_ids_the_datasource_variable_everywhere_and_only_served_m
 
     // Every variable used is defined; every metric is served, recorded or Prometheus' own.
     let mut known: BTreeSet<String> = served();
+    known.extend(pushed());
     let recorded = recorded();
     known.extend(recorded.iter().cloned());
     known.extend(PROMETHEUS_SERIES.iter().map(|s| (*s).to_owned()));
@@ -591,19 +705,24 @@ fn dashboard_has_unique_ids_the_datasource_variable_everywhere_and_only_served_m
 #[test]
 fn readme_names_every_alert_its_threshold_and_every_only_when_it_happens_panel() {
     let readme = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"));
-    let alerts = read(&monitoring().join("ecs-container-exporter.alerts.yml"));
     let mut thresholds = BTreeMap::new();
-    let mut current = String::new();
-    for line in alerts.lines() {
-        if let Some(name) = line.trim().strip_prefix("- alert: ") {
-            current = name.trim().to_owned();
-        }
-        if let Some((literal, _)) = line.split_once("# THRESHOLD") {
-            let literal = literal.trim().to_owned();
-            assert!(
-                thresholds.insert(current.clone(), literal).is_none(),
-                "{current}: two THRESHOLD literals"
-            );
+    for file in rule_files() {
+        let mut current = String::new();
+        // Comment lines (a file's header may name the marker) hold no threshold.
+        for line in read(&file)
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+        {
+            if let Some(name) = line.trim().strip_prefix("- alert: ") {
+                current = name.trim().to_owned();
+            }
+            if let Some((literal, _)) = line.split_once("# THRESHOLD") {
+                let literal = literal.trim().to_owned();
+                assert!(
+                    thresholds.insert(current.clone(), literal).is_none(),
+                    "{current}: two THRESHOLD literals"
+                );
+            }
         }
     }
     for (kind, name, _) in all_rules() {

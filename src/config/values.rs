@@ -103,7 +103,7 @@ pub(super) fn url(raw: &Raw) -> Result<String, ConfigError> {
 }
 
 /// `host`, `host:port`, `[v6]` or `[v6]:port`, with a port from 1 to 65535 when there is one.
-fn authority_ok(authority: &str) -> bool {
+pub(super) fn authority_ok(authority: &str) -> bool {
     let port_ok = |p: &str| p.parse::<u16>().is_ok_and(|p| p > 0);
     if let Some(v6) = authority.strip_prefix('[') {
         return match v6.split_once(']') {

@@ -151,6 +151,15 @@ pub fn parse_stats(body: &[u8]) -> Result<Option<Sample>, ParseError> {
     Ok(payload::sample(&payload::parse_json(body)?))
 }
 
+/// The Engine's `Name` from `GET /info` (the host's name), empty if it has none.
+pub fn parse_info(body: &[u8]) -> Result<String, ParseError> {
+    let info = payload::parse_json(body)?;
+    Ok(match info.get("Name") {
+        Some(Json::String(name)) => name.clone(),
+        _ => String::new(),
+    })
+}
+
 /// The task and stats of one poll, from each present container's list entry, inspect result and
 /// stats reading. Containers are sorted by name.
 pub fn assemble(entries: Vec<(Listed, Inspect, Option<Sample>)>) -> (Task, Stats) {

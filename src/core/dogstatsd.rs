@@ -130,6 +130,7 @@ mod tests {
                 cluster: "prod,eu|1#x".into(),
                 family: "web".into(),
                 revision: "7".into(),
+                instance: "0123abcd".into(),
             },
             families: vec![ratio, percpu, limit, info],
             warnings: Vec::new(),

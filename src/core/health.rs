@@ -1,6 +1,6 @@
 //! The exporter's own health and the families that report it: `ecs_task_exporter_status` (2.x),
 //! `ecs_exporter_*` (build, up, last success, poll duration, poll errors by endpoint and reason,
-//! DogStatsD errors).
+//! DogStatsD errors, remote-write requests by outcome, samples, queue and last success).
 //!
 //! The poller keeps a [`Health`] and counts failures in it; [`families`] turns it into series,
 //! rendered beside each poll's snapshot. Out of scope: the poll's own numbers (`compute`).
@@ -72,6 +72,25 @@ pub struct Health {
     pub errors: [[u64; 6]; 2],
     /// DogStatsD sends that failed; `None` when DogStatsD is off.
     pub statsd_errors: Option<u64>,
+    /// The remote-write pusher's numbers; `None` when remote write is off.
+    pub remote_write: Option<RemoteWriteHealth>,
+}
+
+/// What the remote-write pusher has done so far (SPEC §5 self-metrics).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RemoteWriteHealth {
+    /// Requests the receiver accepted.
+    pub sent: u64,
+    /// Attempts that failed and were tried again (network errors, 5xx, 429).
+    pub retried: u64,
+    /// Requests given up: refused with a 4xx other than 429, or pushed out of a full queue.
+    pub dropped: u64,
+    /// Samples in the accepted requests, staleness markers included.
+    pub samples: u64,
+    /// Requests waiting to be sent, the one in flight included.
+    pub queue: u64,
+    /// Unix time of the last accepted request.
+    pub last_success: Option<f64>,
 }
 
 impl Health {
@@ -150,5 +169,47 @@ pub fn families(health: &Health) -> Vec<Family> {
     if let Some(n) = health.statsd_errors {
         statsd.push(Vec::new(), Value::Unsigned(n));
     }
-    vec![status, build, up_family, last, duration, errors, statsd]
+    let mut families = vec![status, build, up_family, last, duration, errors, statsd];
+    if let Some(rw) = &health.remote_write {
+        families.extend(remote_write_families(rw));
+    }
+    families
+}
+
+/// `ecs_exporter_remote_write_*`: every outcome written, zeros too.
+fn remote_write_families(rw: &RemoteWriteHealth) -> Vec<Family> {
+    let mut requests = Family::new(
+        "ecs_exporter_remote_write_requests_total",
+        Kind::Counter,
+        "Remote-write requests by outcome: sent (accepted), retried (failed and tried again), \
+         dropped (refused or pushed out of a full queue)",
+    );
+    for (outcome, n) in [
+        ("sent", rw.sent),
+        ("retried", rw.retried),
+        ("dropped", rw.dropped),
+    ] {
+        requests.push(vec![("outcome", outcome.to_owned())], Value::Unsigned(n));
+    }
+    let mut samples = Family::new(
+        "ecs_exporter_remote_write_samples_sent_total",
+        Kind::Counter,
+        "Samples in the remote-write requests the receiver accepted",
+    );
+    samples.push(Vec::new(), Value::Unsigned(rw.samples));
+    let mut queue = Family::new(
+        "ecs_exporter_remote_write_queue_requests",
+        Kind::Gauge,
+        "Remote-write requests waiting to be sent",
+    );
+    queue.push(Vec::new(), Value::Unsigned(rw.queue));
+    let mut last = Family::new(
+        "ecs_exporter_remote_write_last_success_timestamp_seconds",
+        Kind::Gauge,
+        "When the receiver last accepted a remote-write request, Unix time",
+    );
+    if let Some(t) = rw.last_success {
+        last.push(Vec::new(), Value::Float(t));
+    }
+    vec![requests, samples, queue, last]
 }

@@ -8,6 +8,8 @@
 //! - [`health`]: the exporter's own state and families; [`version`]: what this binary is.
 //! - [`exposition`]: Prometheus text 0.0.4 and OpenMetrics 1.0.0; [`dogstatsd`]: 2.x StatsD
 //!   lines packed into datagrams.
+//! - [`sigv4`] (remote write): AWS Signature Version 4 for one request, and the credentials
+//!   the ECS endpoint answers.
 
 pub mod compute;
 pub mod docker;
@@ -18,5 +20,7 @@ pub mod payload;
 #[cfg(feature = "remote-write")]
 pub mod remote_write;
 pub mod rfc3339;
+#[cfg(feature = "remote-write")]
+pub mod sigv4;
 pub mod snapshot;
 pub mod version;

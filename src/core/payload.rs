@@ -51,6 +51,8 @@ pub struct Task {
     pub launch_type: String,
     pub availability_zone: String,
     pub service_name: String,
+    /// The Docker Engine's `Name` (`GET /info`), with `--docker`; empty on ECS.
+    pub host_name: String,
     /// Task `Limits.CPU`, in vCPUs.
     pub cpu_vcpus: Option<f64>,
     /// Task `Limits.Memory`, in MiB.
@@ -190,6 +192,7 @@ pub fn parse_task(body: &[u8]) -> Result<Task, ParseError> {
         launch_type: string(t.get("LaunchType")),
         availability_zone: string(t.get("AvailabilityZone")),
         service_name: string(t.get("ServiceName")),
+        host_name: String::new(),
         cpu_vcpus: float(field(limits, "CPU")),
         memory_mib: float(field(limits, "Memory")),
         ephemeral_used_mib: float(field(ephemeral, "Utilized")),

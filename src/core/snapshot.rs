@@ -70,13 +70,16 @@ impl Family {
     }
 }
 
-/// What identifies the task on every DogStatsD line.
+/// What identifies the task on every DogStatsD line, and in remote write.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TaskTags {
     /// The short cluster name (an ARN is cut after its last `/`).
     pub cluster: String,
     pub family: String,
     pub revision: String,
+    /// The task id (the last segment of `TaskARN`), or with `--docker` the Engine's name: the
+    /// `instance` label of pushed series.
+    pub instance: String,
 }
 
 /// The metrics computed from one successful poll.

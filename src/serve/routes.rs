@@ -9,17 +9,17 @@
 
 use std::sync::Arc;
 
-use crate::core::exposition::{Exposition, Format};
+use crate::core::exposition::Format;
 
 use super::http::{Request, Response};
-use super::state::State;
+use super::state::{Publication, State};
 
 const INDEX: &str = "<!DOCTYPE html>\n<html><head><title>ecs-container-exporter</title></head>\n\
 <body><h1>ecs-container-exporter</h1><p><a href=\"/metrics\">Metrics</a> &middot; \
 <a href=\"/health\">Health</a></p></body></html>\n";
 
 /// The published exposition in one format, as a response body (no copy).
-struct Scrape(Arc<Exposition>, Format);
+struct Scrape(Arc<Publication>, Format);
 
 impl AsRef<[u8]> for Scrape {
     fn as_ref(&self) -> &[u8] {
@@ -62,6 +62,7 @@ pub fn route(request: &Request, state: &State) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::exposition::Exposition;
     use std::time::Duration;
 
     fn get(path: &str, accept: Option<&str>) -> Request {
@@ -70,9 +71,12 @@ mod tests {
 
     fn state() -> State {
         let state = State::new(Duration::from_secs(60), false);
-        state.publish(Exposition {
-            text: "a 1\n".into(),
-            openmetrics: "a 1\n# EOF\n".into(),
+        state.publish(Publication {
+            exposition: Exposition {
+                text: "a 1\n".into(),
+                openmetrics: "a 1\n# EOF\n".into(),
+            },
+            poll: None,
         });
         state
     }

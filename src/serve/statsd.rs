@@ -1,4 +1,5 @@
-//! The DogStatsD sender thread: takes each good poll's snapshot and sends its lines over UDP.
+//! The DogStatsD sender thread: waits for each publication of the poller and, after a good poll,
+//! sends the snapshot's lines over UDP.
 //!
 //! The host is resolved at every send, so a receiver that appears later (or moves) is found. The
 //! socket is connected to the receiver so that an ICMP "port unreachable" comes back as an error
@@ -6,7 +7,8 @@
 //! each is counted in `ecs_exporter_statsd_errors_total`, logged at debug, and at info once per
 //! kind per minute.
 //!
-//! After a send with failures, the poller is told (`wake`) so that `/metrics` shows the new count.
+//! The error count is read by the poller when it renders, so `/metrics` shows it from the next
+//! poll on. A send slower than the interval skips to the latest publication.
 //!
 //! Out of scope: the line format and packing (`core::dogstatsd`).
 
@@ -14,7 +16,6 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::Arc;
-use std::sync::mpsc::{self, SyncSender};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -24,13 +25,8 @@ use crate::core::snapshot::Snapshot;
 
 use super::state::State;
 
-/// Starts the sender thread; the returned channel takes one snapshot at a time.
-pub fn spawn(
-    target: StatsdTarget,
-    state: Arc<State>,
-    wake: SyncSender<()>,
-) -> io::Result<SyncSender<Arc<Snapshot>>> {
-    let (tx, rx) = mpsc::sync_channel::<Arc<Snapshot>>(1);
+/// Starts the sender thread.
+pub fn spawn(target: StatsdTarget, state: Arc<State>) -> io::Result<()> {
     thread::Builder::new()
         .name("statsd".into())
         .spawn(move || {
@@ -39,16 +35,15 @@ pub fn spawn(
                 socket: None,
                 last_info: HashMap::new(),
             };
-            for snapshot in rx {
-                let before = state.statsd_errors();
-                sender.send(&snapshot, &state);
-                if state.statsd_errors() != before {
-                    // Full: the poller has not re-rendered since the last word; one is enough.
-                    let _ = wake.try_send(());
+            let mut seen = 0;
+            while let Some((number, publication)) = state.next_after(seen) {
+                seen = number;
+                if let Some(poll) = &publication.poll {
+                    sender.send(&poll.snapshot, &state);
                 }
             }
         })?;
-    Ok(tx)
+    Ok(())
 }
 
 struct Sender {

@@ -1,8 +1,9 @@
 //! The HTTP client of both sources: one configured ureq agent per source, reused; the one file
 //! that names ureq.
 //!
-//! Plain HTTP only (ureq is built without TLS), no proxy from the environment (the ECS endpoint
-//! is link-local; an `HTTP_PROXY` meant for the app must not capture it), no redirects, one
+//! Plain HTTP (the remote-write build also has https for [`Client::http_or_https`], verified
+//! against the bundled public roots), no proxy from the environment (the ECS endpoint is
+//! link-local; an `HTTP_PROXY` meant for the app must not capture it), no redirects, one
 //! timeout for the whole exchange from connect to the last body byte, and a 16 MiB cap on the
 //! body. Every failure becomes a [`FetchError`] with the `reason` label it is counted under.
 //!
@@ -24,8 +25,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ureq::Agent;
-use ureq::config::Config;
+use ureq::config::{Config, ConfigBuilder};
 use ureq::http::Uri;
+use ureq::typestate::AgentScope;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, DefaultConnector, LazyBuffers, NextTimeout, Transport,
@@ -71,9 +73,13 @@ pub struct Client {
 impl Client {
     /// A client of `http://host[:port][/prefix]`.
     pub fn http(base: &str, timeout: Duration) -> Client {
+        Client::tcp(base, config(timeout).build())
+    }
+
+    fn tcp(base: &str, config: Config) -> Client {
         let base = base.trim_end_matches('/').to_owned();
         let agent = Agent::with_parts(
-            config(timeout),
+            config,
             DefaultConnector::default(),
             LiteralResolver::default(),
         );
@@ -84,9 +90,28 @@ impl Client {
         }
     }
 
+    /// A client of `http://` or `https://host[:port][/prefix]`: https is verified against the
+    /// bundled public roots (webpki-root-certs), never skipped. For the ECS credentials
+    /// endpoint that `AWS_CONTAINER_CREDENTIALS_FULL_URI` names (`push::credentials`).
+    #[cfg(feature = "remote-write")]
+    pub fn http_or_https(base: &str, timeout: Duration) -> Client {
+        let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .iter()
+            .map(|cert| ureq::tls::Certificate::from_der(cert.as_ref()));
+        let tls = ureq::tls::TlsConfig::builder()
+            .provider(ureq::tls::TlsProvider::Rustls)
+            .root_certs(ureq::tls::RootCerts::from(roots))
+            .build();
+        Client::tcp(base, config(timeout).tls_config(tls).build())
+    }
+
     /// A client of the HTTP server on a Unix socket (the Docker Engine API).
     pub fn unix(socket: &Path, timeout: Duration) -> Client {
-        let agent = Agent::with_parts(config(timeout), UnixConnector(socket.into()), NoLookup);
+        let agent = Agent::with_parts(
+            config(timeout).build(),
+            UnixConnector(socket.into()),
+            NoLookup,
+        );
         Client {
             agent,
             base: "http://docker".to_owned(),
@@ -101,12 +126,18 @@ impl Client {
 
     /// GETs `path` (`/task`, `/containers/json`); any status is a response.
     pub fn get(&self, path: &str) -> Result<Response, FetchError> {
+        self.get_with(path, &[])
+    }
+
+    /// GETs `path` with these headers besides the usual ones (`Authorization` for the ECS
+    /// credentials endpoint); any status is a response. Errors never show header values.
+    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Result<Response, FetchError> {
         let fail = |e: ureq::Error| classify(&self.url(path), e);
-        let mut response = self
-            .agent
-            .get(format!("{}{path}", self.base))
-            .call()
-            .map_err(fail)?;
+        let mut request = self.agent.get(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut response = request.call().map_err(fail)?;
         let status = response.status().as_u16();
         let body = response
             .body_mut()
@@ -151,7 +182,7 @@ impl Client {
     }
 }
 
-fn config(timeout: Duration) -> Config {
+fn config(timeout: Duration) -> ConfigBuilder<AgentScope> {
     Agent::config_builder()
         .timeout_global(Some(timeout))
         .http_status_as_error(false)
@@ -165,7 +196,6 @@ fn config(timeout: Duration) -> Config {
         // connection, zeroed on every request) cost more than the small payloads.
         .input_buffer_size(16 * 1024)
         .output_buffer_size(4 * 1024)
-        .build()
 }
 
 fn classify(url: &str, error: ureq::Error) -> FetchError {
@@ -212,7 +242,9 @@ impl Resolver for LiteralResolver {
         match host.and_then(|h| h.parse::<IpAddr>().ok()) {
             Some(ip) => {
                 let mut addrs = self.empty();
-                addrs.push(SocketAddr::new(ip, uri.port_u16().unwrap_or(80)));
+                let https = uri.scheme_str() == Some("https");
+                let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+                addrs.push(SocketAddr::new(ip, port));
                 Ok(addrs)
             }
             None => self.0.resolve(uri, config, timeout),

@@ -25,7 +25,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::config::DockerHost;
-use crate::core::docker::{Inspect, assemble, parse_inspect, parse_list, parse_stats};
+use crate::core::docker::{Inspect, assemble, parse_info, parse_inspect, parse_list, parse_stats};
 use crate::core::health::{Endpoint, Reason};
 use crate::core::payload::{Sample, Stats, Task};
 
@@ -53,6 +53,8 @@ type Failure = (Endpoint, FetchError);
 pub struct Docker {
     client: Client,
     cache: HashMap<String, Cached>,
+    /// The Engine's name (`/info`), asked until an answer gives one.
+    host_name: Option<String>,
 }
 
 impl Docker {
@@ -70,6 +72,7 @@ impl Docker {
         Docker {
             client,
             cache: HashMap::new(),
+            host_name: None,
         }
     }
 
@@ -163,7 +166,21 @@ impl Docker {
             };
             entries.push((c, inspect, sample));
         }
-        Ok(assemble(entries))
+        let (mut task, stats) = assemble(entries);
+        task.host_name = self.host_name().to_owned();
+        Ok((task, stats))
+    }
+
+    /// The Engine's name, asked once (again after a failure: it only labels pushed series).
+    fn host_name(&mut self) -> &str {
+        if self.host_name.is_none() {
+            match self.client.get_ok("/info").map(|body| parse_info(&body)) {
+                Ok(Ok(name)) => self.host_name = Some(name),
+                Ok(Err(e)) => log::debug!("GET /info: {e}"),
+                Err(e) => log::debug!("GET /info: {e}"),
+            }
+        }
+        self.host_name.as_deref().unwrap_or("")
     }
 }
 
@@ -276,6 +293,11 @@ mod tests {
         );
         route(&inspect("aa"), 200, INSPECT);
         route(&stats("aa"), 200, STATS);
+        route(
+            "/info",
+            200,
+            r#"{"Name": "docker-host-1", "Containers": 2}"#,
+        );
         // `bb` is gone between the list and its inspect: skipped, not an error.
         let host = DockerHost::Unix(engine.socket.clone().unwrap());
         let mut docker = Docker::new(&host, Duration::from_secs(5));
@@ -285,6 +307,10 @@ mod tests {
         assert_eq!(names, ["a"]);
         assert_eq!(task.containers[0].cpu_units, Some(512.0));
         assert!(stats_map["aa"].is_some());
+        assert_eq!(
+            task.host_name, "docker-host-1",
+            "the instance of pushed series"
+        );
         let mut asked = engine.targets();
         asked.sort();
         assert_eq!(
@@ -293,7 +319,8 @@ mod tests {
                 "/containers/aa/json",
                 "/containers/aa/stats?stream=false&one-shot=false",
                 "/containers/bb/json",
-                "/containers/json"
+                "/containers/json",
+                "/info"
             ]
         );
 

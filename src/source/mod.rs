@@ -8,7 +8,7 @@ pub mod client;
 pub mod docker;
 pub mod ecs;
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 
 use crate::config::Origin;
 use crate::core::health::Endpoint;

@@ -2,7 +2,8 @@
 //! (`Connection: close`), routing of the ECS paths and the control plane, the
 //! faulty responses, and the `--life` schedule applied before each answer.
 //! It leaves out what a fault or a life change does to the task
-//! (`faults.rs`, `profiles.rs`) and the counter arithmetic (`counters.rs`).
+//! (`faults.rs`, `profiles.rs`), the counter arithmetic (`counters.rs`) and
+//! which credentials `/v2/credentials/<id>` answers (`credentials.rs`).
 //!
 //! Control plane (GET; every answer but a 400 is the `/control/state` JSON; a
 //! 400 is a JSON string saying what is wrong: an unknown container, the
@@ -13,9 +14,11 @@
 //!   `/control/health?container=NAME&status=healthy|unhealthy|unknown`: dated
 //!   to the current sample time (`counters.rs`);
 //! - `/control/state`: the faults, request counts, and per container its
-//!   name, `DockerId`, known status, restart count, health and exit code.
+//!   name, `DockerId`, known status, restart count, health and exit code;
+//! - `/control/credentials`: the credentials issued and not yet expired.
 
 use crate::counters::{self, Clock};
+use crate::credentials::{self, Issuer};
 use crate::faults::{Endpoint, Faults, Kind};
 use crate::life::{self, Life};
 use crate::task::{Health, Task};
@@ -37,6 +40,8 @@ pub struct App {
     pub clock: Clock,
     /// `--life`: the schedule's targets and how far it has been applied.
     pub life: Option<Mutex<Life>>,
+    /// The container-credentials endpoint's issued keys.
+    pub credentials: Mutex<Issuer>,
 }
 
 /// A life control, as `/control/<name>?...` asks it.
@@ -54,6 +59,12 @@ impl App {
 
     pub fn faults(&self) -> MutexGuard<'_, Faults> {
         self.faults.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn credentials(&self) -> MutexGuard<'_, Issuer> {
+        self.credentials
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Apply a fault: state changes go to the task, the others to the fault list.
@@ -138,10 +149,10 @@ impl App {
 /// Serve one connection.
 pub fn handle(app: &App, mut stream: TcpStream) -> io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let Some(line) = read_request_line(&mut stream)? else {
+    let Some(head) = read_head(&mut stream)? else {
         return Ok(());
     };
-    let mut parts = line.split_whitespace();
+    let mut parts = head.lines().next().unwrap_or_default().split_whitespace();
     let (method, target) = (
         parts.next().unwrap_or_default(),
         parts.next().unwrap_or_default(),
@@ -178,6 +189,15 @@ pub fn handle(app: &App, mut stream: TcpStream) -> io::Result<()> {
             respond(s, 200, JSON, app.state().to_string().as_bytes())
         }
         ("GET", "/control/state") => respond(s, 200, JSON, app.state().to_string().as_bytes()),
+        ("GET", "/control/credentials") => {
+            let valid = app.credentials().valid(credentials::now());
+            respond(s, 200, JSON, valid.to_string().as_bytes())
+        }
+        ("GET", p) if p.len() > 16 && p.starts_with("/v2/credentials/") => {
+            let authorization = credentials::header(&head, "authorization");
+            let (code, body) = app.credentials().answer(authorization, credentials::now());
+            respond(s, code, JSON, body.to_string().as_bytes())
+        }
         ("GET", "/control/restart" | "/control/stop" | "/control/start" | "/control/health") => {
             let done = parse_control(path, query).and_then(|(name, c)| app.control(&name, c));
             match done {
@@ -327,8 +347,8 @@ fn decode(v: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Read the request head; return its first line (`None` if the peer sent nothing).
-fn read_request_line(stream: &mut TcpStream) -> io::Result<Option<String>> {
+/// Read the request head (`None` if the peer sent nothing).
+fn read_head(stream: &mut TcpStream) -> io::Result<Option<String>> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 2048];
     let complete =
@@ -346,18 +366,16 @@ fn read_request_line(stream: &mut TcpStream) -> io::Result<Option<String>> {
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    let head = String::from_utf8_lossy(&buf);
-    Ok(head
-        .lines()
-        .next()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_string))
+    let head = String::from_utf8_lossy(&buf).into_owned();
+    let empty = head.lines().next().is_none_or(|l| l.trim().is_empty());
+    Ok((!empty).then_some(head))
 }
 
 fn head(code: u16, content_type: &str, len: usize) -> String {
     let reason = match code {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
         429 => "Too Many Requests",
@@ -430,6 +448,7 @@ mod tests {
                 restart,
                 until: 0.0,
             })),
+            credentials: Mutex::new(Issuer::new(3600, None)),
         }
     }
 

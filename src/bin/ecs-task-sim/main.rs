@@ -6,17 +6,21 @@
 //! rates. It can inject faults (error statuses, hangs, broken or huge bodies,
 //! container churn, counter resets) for integration tests, and play a task's
 //! life: restart, stop and start containers, set their health, on request or
-//! on its own with `--life`. It leaves out everything else of ECS (task
-//! metadata v3, credentials, the agent's introspection API, TLS).
+//! on its own with `--life`. It also serves the container-credentials
+//! endpoint (`/v2/credentials/<id>`, `credentials.rs`) for remote write's
+//! SigV4. It leaves out everything else of ECS (task metadata v3, the agent's
+//! introspection API, TLS).
 //!
 //! Paths: `/task`, `/task/stats`, `/` and `/stats` (first running container),
 //! `/healthz`, and the control plane (`http.rs`): `/control/fault`,
 //! `/control/clear`, `/control/restart`, `/control/stop`, `/control/start`,
-//! `/control/health`, `/control/state`. Counter semantics: `counters.rs`;
+//! `/control/health`, `/control/state`, `/control/credentials`; and
+//! `/v2/credentials/<id>`. Counter semantics: `counters.rs`;
 //! the `--life` schedule: `life.rs`. On start it prints one line,
 //! `listening on http://<ip>:<port>`, to stdout; logs go to stderr.
 
 mod counters;
+mod credentials;
 mod faults;
 mod http;
 mod life;
@@ -36,7 +40,9 @@ use std::sync::{Arc, Mutex};
 /// /control/clear and /control/state, and a task's life via
 /// /control/restart?container=NAME, /control/stop?container=NAME&exit_code=N,
 /// /control/start?container=NAME (an unknown NAME is a new container) and
-/// /control/health?container=NAME&status=healthy|unhealthy|unknown.
+/// /control/health?container=NAME&status=healthy|unhealthy|unknown; and the
+/// ECS container-credentials endpoint /v2/credentials/ID, with the credentials
+/// still valid at /control/credentials.
 struct Args {
     /// address to listen on (default 127.0.0.1:51678; port 0 picks a free port)
     #[argh(option, default = "String::from(\"127.0.0.1:51678\")")]
@@ -71,6 +77,16 @@ struct Args {
     /// restarts at 120 s + 360 s·k (seconds since start)
     #[argh(switch)]
     life: bool,
+
+    /// seconds that the credentials of /v2/credentials/<id> live (default
+    /// 3600); fresh ones are issued once less than half of that is left
+    #[argh(option, default = "3600")]
+    credentials_lifetime: u64,
+
+    /// the Authorization header that /v2/credentials/<id> requires (default:
+    /// none required)
+    #[argh(option)]
+    credentials_token: Option<String>,
 
     /// log every request (debug level) to stderr
     #[argh(switch, short = 'v')]
@@ -153,6 +169,9 @@ fn run(args: Args) -> Result<ExitCode, String> {
             Err(e) => return Ok(usage_error(&format!("--fault: {e}"))),
         }
     }
+    if args.credentials_lifetime == 0 {
+        return Ok(usage_error("--credentials-lifetime must be at least 1"));
+    }
     let addr = match args.listen.to_socket_addrs().map(|mut a| a.next()) {
         Ok(Some(addr)) => addr,
         _ => {
@@ -185,6 +204,10 @@ fn run(args: Args) -> Result<ExitCode, String> {
         faults: Mutex::new(faults::Faults::default()),
         clock: counters::Clock::new(profile.interval_secs, refresh),
         life,
+        credentials: Mutex::new(credentials::Issuer::new(
+            args.credentials_lifetime,
+            args.credentials_token,
+        )),
     });
     for kind in kinds {
         app.set_fault(kind, endpoint, 0);

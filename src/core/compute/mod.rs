@@ -174,11 +174,20 @@ pub fn compute(
             cluster: short_cluster(&task.cluster).to_owned(),
             family: task.family.clone(),
             revision: task.revision.clone(),
+            instance: instance(task).to_owned(),
         },
         families,
         warnings,
     };
     (snapshot, next)
+}
+
+/// The task id (the last segment of its ARN), else the Docker host's name.
+fn instance(task: &Task) -> &str {
+    match task.task_arn.rsplit('/').next() {
+        Some(id) if !id.is_empty() => id,
+        _ => &task.host_name,
+    }
 }
 
 /// Whether every container sees the task's one network interface (`awsvpc`, `host`; Fargate
