@@ -284,7 +284,9 @@ fn read_request(
             return if buffered.is_empty() {
                 Ok(None)
             } else {
-                Err(io::Error::other("the connection closed within a request head"))
+                Err(io::Error::other(
+                    "the connection closed within a request head",
+                ))
             };
         }
         buffered.extend_from_slice(&chunk[..n]);
@@ -513,4 +515,32 @@ impl Watch {
         }
         looks
     }
+}
+
+/// The warning and error lines of an exporter's log that name `url`, with every
+/// `127.0.0.1:<port>` written `127.0.0.1:<port>` (a port may hold any status code's digits).
+pub fn complaints(logs: &str, url: &str) -> Vec<String> {
+    logs.lines()
+        .filter(|l| l.contains(url) && (l.starts_with("[WARN") || l.starts_with("[ERROR")))
+        .map(|l| {
+            let mut out = String::new();
+            let mut rest = l;
+            while let Some(i) = rest.find("127.0.0.1:") {
+                out.push_str(&rest[..i + 10]);
+                out.push_str("<port>");
+                rest = rest[i + 10..].trim_start_matches(|c: char| c.is_ascii_digit());
+            }
+            out.push_str(rest);
+            out
+        })
+        .collect()
+}
+
+/// The [`complaints`] that hold `word` (any case).
+pub fn complaints_with(logs: &str, url: &str, word: &str) -> Vec<String> {
+    let word = word.to_ascii_lowercase();
+    complaints(logs, url)
+        .into_iter()
+        .filter(|l| l.to_ascii_lowercase().contains(&word))
+        .collect()
 }
