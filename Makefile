@@ -50,12 +50,16 @@ demo:
 demo-prometheus:
 	@$(DEMO) --prometheus
 
+# Every test with the default features (remote write on), then the minimal binary's own tests
+# (--no-default-features: the unit tests, the configuration and the binary refusing push).
 test:
 	$(CARGO) test --all-targets
+	$(CARGO) test --no-default-features --lib --bins --test minimal
 
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --no-default-features --all-targets -- -D warnings
 
 fuzz:
 	FUZZ_SECONDS=60 $(CARGO) test --release --test fuzz -- --nocapture
@@ -71,15 +75,20 @@ soak:
 
 static:
 	rustup target list --installed | grep -qx $(AMD64) || rustup target add $(AMD64)
-	$(CARGO) build --profile dist --target $(AMD64) --bin ecs-container-exporter
+	$(CARGO) build --profile dist --target $(AMD64) --bin ecs-container-exporter $(FEATURES)
 	@ls -l $${CARGO_TARGET_DIR:-target}/$(AMD64)/dist/ecs-container-exporter
 
-# aarch64 (Graviton) links with the rust-lld and the musl CRT objects the Rust toolchain ships;
-# no C cross toolchain is needed.
+# aarch64 (Graviton) links with the rust-lld and the musl CRT objects the Rust toolchain ships.
+# ring (remote write's TLS and SigV4) compiles a little C and assembly: Debian's clang targets
+# aarch64 by flag, llvm-ar archives it; no cross toolchain is needed. amd64 uses musl-gcc
+# (musl-tools). FEATURES= passes cargo feature flags (--no-default-features: no remote write).
+ARM64_CC = CC_aarch64_unknown_linux_musl=clang \
+  CFLAGS_aarch64_unknown_linux_musl=--target=aarch64-linux-musl \
+  AR_aarch64_unknown_linux_musl=llvm-ar
 static-arm64:
 	rustup target list --installed | grep -qx $(ARM64) || rustup target add $(ARM64)
-	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
-	  $(CARGO) build --profile dist --target $(ARM64) --bin ecs-container-exporter
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld $(ARM64_CC) \
+	  $(CARGO) build --profile dist --target $(ARM64) --bin ecs-container-exporter $(FEATURES)
 	@ls -l $${CARGO_TARGET_DIR:-target}/$(ARM64)/dist/ecs-container-exporter
 
 static-amd64: static

@@ -413,4 +413,4 @@ fn ecs(lookup: &Lookup, flag: Option<String>) -> Result<Origin, ConfigError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

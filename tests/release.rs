@@ -32,11 +32,16 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 fn version_prints_one_line_with_version_commit_and_target_and_exits_0() {
     let commit = built_commit();
     let expected = format!(
-        "ecs-container-exporter {VERSION}, commit {}, target {}\n",
+        "ecs-container-exporter {VERSION}, commit {}, target {}, features {}\n",
         commit
             .as_deref()
             .unwrap_or("unknown (not built from a git checkout)"),
-        host_triple()
+        host_triple(),
+        if cfg!(feature = "remote-write") {
+            "remote-write"
+        } else {
+            "none"
+        }
     );
     let bad_env = [
         ("INTERVAL", "abc"),

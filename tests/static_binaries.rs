@@ -51,7 +51,10 @@ fn amd64_binaries_are_static_and_stripped() {
         .expect("run the static binary");
     assert!(version.status.success(), "--version: {version:?}");
     let line = String::from_utf8_lossy(&version.stdout);
-    assert!(line.contains(&format!(", target {AMD64}\n")), "{line}");
+    assert!(
+        line.contains(&format!(", target {AMD64}, features remote-write\n")),
+        "{line}"
+    );
 }
 
 #[test]
@@ -95,7 +98,10 @@ fn arm64_binary_is_static_and_serves_metrics_under_qemu() {
         "--version under qemu: {version:?}"
     );
     let line = String::from_utf8_lossy(&version.stdout);
-    assert!(line.contains(&format!(", target {ARM64}\n")), "{line}");
+    assert!(
+        line.contains(&format!(", target {ARM64}, features remote-write\n")),
+        "{line}"
+    );
 
     // Against the host-built simulator, on loopback only.
     let sim = Sim::start(&["--containers", "4", "--refresh-secs", "0"]);

@@ -364,3 +364,6 @@ fn region_from_host(host: &str) -> Option<String> {
         None
     }
 }
+
+#[cfg(all(test, feature = "remote-write"))]
+mod tests;

@@ -1,5 +1,5 @@
-//! What this binary is: its version, the git commit it was built from and the Rust target it was
-//! built for, as `build.rs` recorded them, and the one line `--version` prints. The same version
+//! What this binary is: its version, the git commit it was built from, the Rust target it was
+//! built for and the cargo features in it, as `build.rs` recorded them, and the one line `--version` prints. The same version
 //! and commit label `ecs_exporter_build_info` and the image
 //! (`org.opencontainers.image.version`, `org.opencontainers.image.revision`).
 
@@ -24,17 +24,27 @@ pub fn revision() -> &'static str {
     COMMIT.unwrap_or(UNKNOWN)
 }
 
+/// The cargo features built in, as `--version` names them (`none` for the minimal binary).
+pub const FEATURES: &str = if cfg!(feature = "remote-write") {
+    "remote-write"
+} else {
+    "none"
+};
+
 /// What `--version` prints, one line without the newline.
 pub fn line() -> String {
-    format_line(VERSION, COMMIT, TARGET)
+    format_line(VERSION, COMMIT, TARGET, FEATURES)
 }
 
-fn format_line(version: &str, commit: Option<&str>, target: &str) -> String {
+fn format_line(version: &str, commit: Option<&str>, target: &str, features: &str) -> String {
     let name = env!("CARGO_PKG_NAME");
     match commit {
-        Some(commit) => format!("{name} {version}, commit {commit}, target {target}"),
+        Some(commit) => {
+            format!("{name} {version}, commit {commit}, target {target}, features {features}")
+        }
         None => format!(
-            "{name} {version}, commit {UNKNOWN} (not built from a git checkout), target {target}"
+            "{name} {version}, commit {UNKNOWN} (not built from a git checkout), target {target}, \
+             features {features}"
         ),
     }
 }
@@ -46,13 +56,19 @@ mod tests {
     #[test]
     fn the_line_names_version_commit_and_target_and_says_when_the_commit_is_unknown() {
         assert_eq!(
-            format_line("1.2.3", Some("0123abc"), "aarch64-unknown-linux-musl"),
-            "ecs-container-exporter 1.2.3, commit 0123abc, target aarch64-unknown-linux-musl"
+            format_line(
+                "1.2.3",
+                Some("0123abc"),
+                "aarch64-unknown-linux-musl",
+                "remote-write"
+            ),
+            "ecs-container-exporter 1.2.3, commit 0123abc, target aarch64-unknown-linux-musl, \
+             features remote-write"
         );
         assert_eq!(
-            format_line("1.2.3", None, "x86_64-unknown-linux-musl"),
+            format_line("1.2.3", None, "x86_64-unknown-linux-musl", "none"),
             "ecs-container-exporter 1.2.3, commit unknown (not built from a git checkout), \
-             target x86_64-unknown-linux-musl"
+             target x86_64-unknown-linux-musl, features none"
         );
     }
 

@@ -181,7 +181,8 @@ impl Transport {
         if let Some(timeout) = timeout {
             request = request.config().timeout_global(Some(timeout)).build();
         }
-        let mut response = request.send(body).map_err(failure)?;
+        let https = self.url.len() > 8 && self.url[..8].eq_ignore_ascii_case("https://");
+        let mut response = request.send(body).map_err(|e| failure(e, https))?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -258,7 +259,9 @@ fn secret(secret: &Secret, variable: &str) -> Result<String, String> {
     }
 }
 
-fn failure(error: ureq::Error) -> Failure {
+/// What kind of failure, for counting logs; over https an `InvalidData` I/O error is rustls
+/// refusing the handshake or the records (a wrong CA, a plain-http port).
+fn failure(error: ureq::Error, https: bool) -> Failure {
     let kind = match &error {
         ureq::Error::Timeout(_) => "timeout",
         ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => "connect",
@@ -269,23 +272,16 @@ fn failure(error: ureq::Error) -> Failure {
             | io::ErrorKind::NetworkUnreachable
             | io::ErrorKind::AddrNotAvailable => "connect",
             io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => "timeout",
-            io::ErrorKind::InvalidData if is_tls(e) => "tls",
+            io::ErrorKind::InvalidData if https => "tls",
             _ => "io",
         },
         _ => "io",
     };
-    Failure {
-        kind,
-        detail: error.to_string(),
+    let mut detail = error.to_string();
+    if kind == "tls" && detail.contains("InvalidContentType") {
+        detail.push_str(" (does the receiver speak plain http on that port?)");
     }
-}
-
-/// rustls reports a failed handshake as an `InvalidData` I/O error wrapping its own error.
-fn is_tls(e: &io::Error) -> bool {
-    e.get_ref().is_some_and(|inner| {
-        let text = inner.to_string();
-        text.contains("certificate") || text.contains("handshake") || text.contains("TLS")
-    })
+    Failure { kind, detail }
 }
 
 fn first_line(text: &str) -> String {
