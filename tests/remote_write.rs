@@ -12,8 +12,9 @@
 //!   not after Prometheus' 5-minute lookback.
 //!
 //! Needs `prometheus` ≥ 2.33 on PATH (Debian's package): without it a test fails under `CI=true`
-//! and says `skipping: …` elsewhere. Fault answers, TLS and auth are in `remote_write_faults.rs`
-//! and `remote_write_auth.rs`.
+//! and says `skipping: …` elsewhere. Fault answers: `remote_write_faults.rs`; TLS, basic and
+//! bearer auth: `remote_write_auth.rs`; SigV4: `remote_write_sigv4.rs`; refused settings:
+//! `remote_write_config.rs`.
 #![cfg(feature = "remote-write")]
 
 mod common;
@@ -21,34 +22,17 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::prometheus::{Prometheus, prometheus_version, series};
-use common::receiver::{Look, Watch, outcome};
-use common::{Exporter, Scrape, Sim, http_get, skip};
+use common::prometheus::{Prometheus, series};
+use common::push::{JOB, Watch, outcome, prometheus_receiver, prometheus_receives, watched};
+use common::{Exporter, Scrape, Sim, http_get};
 
-const JOB: &str = "ecs-container-exporter";
 /// A series' labels, `__name__` among them, sorted.
 type Labels = Vec<(String, String)>;
 const LAST_SUCCESS: &str = "ecs_exporter_last_success_timestamp_seconds";
 
-/// A Prometheus that accepts remote write and scrapes nothing, or `None` (skipped).
+/// A Prometheus that receives remote write and scrapes nothing, or `None` (skipped).
 fn receiver() -> Option<Prometheus> {
-    match prometheus_version() {
-        None => {
-            skip("prometheus is not installed (Debian package prometheus)");
-            None
-        }
-        Some(v) if v < (2, 33) => {
-            skip(&format!(
-                "prometheus {v:?} has no --web.enable-remote-write-receiver"
-            ));
-            None
-        }
-        Some(_) => Some(Prometheus::start_with(
-            "global:\n  evaluation_interval: 1m\n",
-            &["--web.enable-remote-write-receiver"],
-            None,
-        )),
-    }
+    prometheus_receives().then(|| prometheus_receiver(&[], None))
 }
 
 fn write_url(prometheus: &Prometheus) -> String {
@@ -217,15 +201,6 @@ fn polls_of(prometheus: &Prometheus, run: &str) -> Vec<i64> {
     samples.into_iter().map(|(ms, _)| ms).collect()
 }
 
-/// The polls an exporter showed on `/metrics` while watched, in Unix milliseconds.
-fn watched(looks: &[Look]) -> BTreeSet<i64> {
-    looks
-        .iter()
-        .filter_map(|l| l.last_success)
-        .map(|t| (t * 1000.0).round() as i64)
-        .collect()
-}
-
 #[test]
 fn an_outage_shorter_than_the_buffer_loses_nothing_and_a_small_buffer_drops_the_oldest() {
     let Some(mut prometheus) = receiver() else {
@@ -269,6 +244,13 @@ fn an_outage_shorter_than_the_buffer_loses_nothing_and_a_small_buffer_drops_the_
     let restarted = now_ms();
     assert!(outcome(&during[0], "retried") >= 3.0);
     assert_eq!(outcome(&during[0], "dropped"), 0.0);
+    let queued = |s: &Scrape| s.value("ecs_exporter_remote_write_queue_requests", &[]);
+    assert!(
+        queued(&during[0]) >= 15.0,
+        "big: {} queued",
+        queued(&during[0])
+    );
+    assert_eq!(queued(&during[1]), 5.0, "small: the buffer's 5 queued");
     assert!(
         outcome(&during[1], "dropped") >= 10.0,
         "buffer 5, 20 s away: {} dropped",

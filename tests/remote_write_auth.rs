@@ -1,84 +1,33 @@
-//! Remote write (SPEC §5) through TLS and each auth method, against independent checkers:
+//! Remote write (SPEC §5) through TLS and with basic or bearer auth:
 //!
-//! - TLS and basic auth: a real Prometheus with `--web.config.file` (`tls_server_config` with a
-//!   certificate made here by `openssl` for IP 127.0.0.1, `basic_auth_users` with a bcrypt hash
-//!   from `htpasswd`). The right CA and password: every series arrives. Another CA: a TLS failure,
-//!   logged, retried. A wrong password: 401, logged, dropped. `http://` to the TLS port: Go's 400,
-//!   logged, dropped. No exporter stops polling or serving.
-//! - Basic and bearer headers as sent, secrets from files, never logged (the test's receiver).
-//! - SigV4: `tests/sigv4_proxy.py` checks every request with botocore's `SigV4Auth` (the
-//!   signature computed again over the headers the request signed) before it forwards it to a
-//!   real Prometheus. Static keys with the region from `AWS_REGION` (a 127.0.0.1 URL) are
-//!   accepted; a wrong secret and a wrong region are refused (so the proxy does check). Task-role
-//!   credentials from the simulator (`AWS_CONTAINER_CREDENTIALS_FULL_URI` with
-//!   `AWS_CONTAINER_AUTHORIZATION_TOKEN`, 90-second credentials rotated at half-life) are accepted
-//!   across a rotation, with no request refused or retried.
+//! - TLS and basic auth against a real Prometheus with `--web.config.file`
+//!   (`tls_server_config` with a certificate made here by `openssl` for IP 127.0.0.1,
+//!   `basic_auth_users` with a bcrypt hash from `htpasswd`). The right CA and password: every
+//!   series arrives. Another CA: a TLS failure, logged once, retried. A wrong password: 401,
+//!   logged once, dropped. `http://` to the TLS port: Go's 400, logged once, dropped. None of the
+//!   exporters stops polling or serving, and no password is logged.
+//! - The basic and bearer `Authorization` headers as sent, secrets read from files (trailing
+//!   newline dropped), never logged (the tests' own receiver).
 //!
-//! Needs `prometheus`, `openssl`, `htpasswd` (apache2-utils) and python3 with botocore (Debian
-//! python3-botocore): without one a test fails under `CI=true`, else says `skipping: …`.
+//! Needs `prometheus` (≥ 2.33), `openssl` and `htpasswd` (apache2-utils): without one a test
+//! fails under `CI=true`, else says `skipping: …`. SigV4 is `remote_write_sigv4.rs`.
 #![cfg(feature = "remote-write")]
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::prometheus::{Getter, Prometheus, TempDir, prometheus_version, sample_value};
-use common::receiver::{Receiver, Watch, complaints_with, outcome};
-use common::{Exporter, Scrape, Sim, http_get, runs, skip, wait_for};
-use serde_json::Value;
-
-const PATIENCE: Duration = Duration::from_secs(30);
-const JOB: &str = "ecs-container-exporter";
-
-fn prometheus_found() -> bool {
-    let found = prometheus_version().is_some_and(|v| v >= (2, 33));
-    if !found {
-        skip("prometheus >= 2.33 is not installed (Debian package prometheus)");
-    }
-    found
-}
-
-/// The series of `run` in Prometheus: (how many, the scrape count they should match).
-fn series_count(prometheus: &Prometheus, run: &str) -> usize {
-    let result = prometheus.query(&format!("count({{job=\"{JOB}\",run=\"{run}\"}})"), None);
-    result
-        .first()
-        .map_or(0, |r| sample_value(&r["value"]) as usize)
-}
-
-/// Waits until Prometheus holds as many series of `run` as `/metrics` shows.
-fn arrives(prometheus: &Prometheus, exporter: &Exporter, run: &str) {
-    let mut counts = (0, 0);
-    let all = wait_for(PATIENCE, || {
-        counts = (
-            series_count(prometheus, run),
-            exporter.scrape().samples.len(),
-        );
-        counts.0 == counts.1
-    });
-    assert!(
-        all,
-        "{run}: {counts:?} series stored vs shown\n{}",
-        exporter.logs()
-    );
-}
-
-/// Waits for a scrape whose counters satisfy `check`.
-fn counted(exporter: &Exporter, check: impl Fn(&Scrape) -> bool) -> Scrape {
-    let s = exporter.scrape_until(PATIENCE, &check);
-    let counts = ["sent", "retried", "dropped"].map(|o| outcome(&s, o));
-    assert!(
-        check(&s),
-        "sent, retried, dropped: {counts:?}\n{}",
-        exporter.logs()
-    );
-    s
-}
+use common::prometheus::{Getter, TempDir};
+use common::push::{
+    PATIENCE, Watch, arrives, complaints_with, counted, outcome, prometheus_receiver,
+    prometheus_receives, stored_series,
+};
+use common::receiver::Receiver;
+use common::{Exporter, Sim, runs, skip};
 
 // ---------------------------------------------------------------------------------------------
 // TLS and basic auth against Prometheus' web config.
@@ -248,7 +197,7 @@ fn base64(text: &str) -> String {
 
 #[test]
 fn tls_and_basic_auth_push_with_the_right_ca_and_password_and_refuse_the_rest_loudly() {
-    if !prometheus_found() {
+    if !prometheus_receives() {
         return;
     }
     let Some(pki) = Pki::make() else { return };
@@ -266,12 +215,8 @@ fn tls_and_basic_auth_push_with_the_right_ca_and_password_and_refuse_the_rest_lo
         ),
     )
     .expect("write web config");
-    let prometheus = Prometheus::start_with(
-        "global:\n  evaluation_interval: 1m\n",
-        &[
-            "--web.enable-remote-write-receiver",
-            &format!("--web.config.file={}", web.display()),
-        ],
+    let prometheus = prometheus_receiver(
+        &[&format!("--web.config.file={}", web.display())],
         Some(tls_getter(&pki.path("ca.pem"), user, "right horse")),
     );
     let password_file = pki.path("password");
@@ -340,7 +285,7 @@ fn tls_and_basic_auth_push_with_the_right_ca_and_password_and_refuse_the_rest_lo
         eprintln!("{what}: {}", said[0]);
     }
     for run in ["wrong-ca", "wrong-password", "plain"] {
-        assert_eq!(series_count(&prometheus, run), 0, "{run} arrived");
+        assert_eq!(stored_series(&prometheus, run), 0, "{run} arrived");
     }
     for (mut exporter, watch) in [good, wrong_ca, wrong_password, plain] {
         watch.finish();
@@ -389,236 +334,4 @@ fn basic_and_bearer_secrets_from_files_are_sent_as_authorization_and_never_logge
         let logs = exporter.stop_and_logs();
         assert!(!logs.contains("pa:ss") && !logs.contains("t0ken"), "{logs}");
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// SigV4, checked by botocore.
-
-/// `tests/sigv4_proxy.py`: verifies each request's SigV4 with botocore, forwards the good ones.
-struct Proxy {
-    child: Child,
-    url: String,
-    addr: SocketAddr,
-}
-
-impl Proxy {
-    fn start(args: &[&str]) -> Proxy {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sigv4_proxy.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start sigv4_proxy.py");
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("proxy stdout");
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("sigv4_proxy.py: {line:?}"))
-            .to_owned();
-        let addr = url.trim_start_matches("http://").parse().expect("address");
-        Proxy {
-            child,
-            url: format!("{url}/api/v1/write"),
-            addr,
-        }
-    }
-
-    /// Outcomes per access key id: `{"AKID": {"accepted": n, "mismatch": n, …}}`.
-    fn by_key(&self) -> serde_json::Map<String, Value> {
-        let (status, _, body) = http_get(self.addr, "/stats", &[]).expect("proxy stats");
-        assert_eq!(status, 200, "{body}");
-        let stats: Value = serde_json::from_str(&body).expect("stats JSON");
-        stats["by_key"].as_object().cloned().unwrap_or_default()
-    }
-
-    fn stats(&self) -> String {
-        http_get(self.addr, "/stats", &[])
-            .map(|(_, _, b)| b)
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn count(by_key: &serde_json::Map<String, Value>, key: &str, outcome: &str) -> u64 {
-    by_key[key][outcome].as_u64().unwrap_or(0)
-}
-
-/// Prometheus and botocore, or `None` (skipped).
-fn sigv4_setup(proxy_args: &[&str]) -> Option<(Prometheus, Proxy)> {
-    if !prometheus_found() {
-        return None;
-    }
-    if !runs("python3", &["-c", "import botocore.auth"]) {
-        skip("python3 with botocore is not installed (Debian package python3-botocore)");
-        return None;
-    }
-    let prometheus = Prometheus::start_with(
-        "global:\n  evaluation_interval: 1m\n",
-        &["--web.enable-remote-write-receiver"],
-        None,
-    );
-    let upstream = format!("http://{}/api/v1/write", prometheus.addr);
-    let mut args = vec!["--upstream", &upstream, "--region", "eu-west-3"];
-    args.extend(proxy_args);
-    let proxy = Proxy::start(&args);
-    Some((prometheus, proxy))
-}
-
-#[test]
-fn sigv4_with_static_keys_and_the_region_of_aws_region_is_what_botocore_computes() {
-    let Some((prometheus, proxy)) = sigv4_setup(&[
-        "--key",
-        "AKIAGOODGOODGOOD0001:good/secret+key:the-session-token",
-        "--key",
-        "AKIAWRONGSECRET00002:the-real-secret",
-        "--key",
-        "AKIAWRONGREGION00003:region-secret",
-    ]) else {
-        return;
-    };
-    let sim = Sim::start(&["--profile", "ec2-bridge"]);
-    let start = |run: &str, key: &str, secret: &str, region: &str, token: Option<&str>| {
-        let label = format!("run={run}");
-        let args = [
-            "--interval",
-            "1",
-            "--remote-write-url",
-            &proxy.url,
-            "--remote-write-sigv4",
-            "--remote-write-label",
-            &label,
-        ];
-        let mut env = vec![
-            ("AWS_ACCESS_KEY_ID", key),
-            ("AWS_SECRET_ACCESS_KEY", secret),
-            ("AWS_REGION", region),
-        ];
-        env.extend(token.map(|t| ("AWS_SESSION_TOKEN", t)));
-        Exporter::start(&sim.url, &args, &env)
-    };
-    let good = start(
-        "static",
-        "AKIAGOODGOODGOOD0001",
-        "good/secret+key",
-        "eu-west-3",
-        Some("the-session-token"),
-    );
-    let wrong_secret = start(
-        "wrong-secret",
-        "AKIAWRONGSECRET00002",
-        "not-it",
-        "eu-west-3",
-        None,
-    );
-    let wrong_region = start(
-        "wrong-region",
-        "AKIAWRONGREGION00003",
-        "region-secret",
-        "us-east-1",
-        None,
-    );
-
-    arrives(&prometheus, &good, "static");
-    let s = counted(&good, |s| outcome(s, "sent") >= 3.0);
-    assert_eq!(outcome(&s, "retried") + outcome(&s, "dropped"), 0.0);
-    for refused in [&wrong_secret, &wrong_region] {
-        let s = counted(refused, |s| outcome(s, "dropped") >= 2.0);
-        assert_eq!(outcome(&s, "sent"), 0.0);
-        let logs = refused.logs();
-        assert_eq!(complaints_with(&logs, &proxy.url, "403").len(), 1, "{logs}");
-    }
-    let by_key = proxy.by_key();
-    let stats = proxy.stats();
-    let good_key = by_key["AKIAGOODGOODGOOD0001"]
-        .as_object()
-        .expect("good key");
-    assert!(
-        good_key.len() == 1 && count(&by_key, "AKIAGOODGOODGOOD0001", "accepted") >= 3,
-        "{stats}"
-    );
-    for key in ["AKIAWRONGSECRET00002", "AKIAWRONGREGION00003"] {
-        assert!(count(&by_key, key, "mismatch") >= 2, "{stats}");
-        assert_eq!(count(&by_key, key, "accepted"), 0, "{stats}");
-    }
-    eprintln!("botocore: {stats}");
-}
-
-#[test]
-fn sigv4_with_task_role_credentials_is_accepted_across_a_rotation() {
-    let sim = Sim::start(&[
-        "--profile",
-        "ec2-bridge",
-        "--credentials-lifetime",
-        "90",
-        "--credentials-token",
-        "sim-token",
-    ]);
-    let credentials = format!("{}/control/credentials", sim.url);
-    let Some((prometheus, proxy)) = sigv4_setup(&["--credentials-url", &credentials]) else {
-        return;
-    };
-    let full_uri = format!("{}/v2/credentials/5f3c2a1e-rw-test", sim.url);
-    let exporter = Exporter::start(
-        &sim.url,
-        &[
-            "--interval",
-            "1",
-            "--remote-write-url",
-            &proxy.url,
-            "--remote-write-sigv4",
-            "--remote-write-sigv4-region",
-            "eu-west-3",
-            "--remote-write-label",
-            "run=task-role",
-        ],
-        &[
-            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", full_uri.as_str()),
-            ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "sim-token"),
-        ],
-    );
-    let watch = Watch::start(exporter.addr);
-    arrives(&prometheus, &exporter, "task-role");
-    // Keys rotate at half their lifetime (45 s): wait for three pushes with the second key.
-    let mut stats = String::new();
-    let rotated = wait_for(Duration::from_secs(75), || {
-        stats = proxy.stats();
-        let by_key = proxy.by_key();
-        let mut accepted: Vec<u64> = by_key
-            .values()
-            .map(|o| o["accepted"].as_u64().unwrap_or(0))
-            .collect();
-        accepted.sort();
-        by_key.len() >= 2 && accepted[accepted.len() - 2] >= 3
-    });
-    assert!(rotated, "no rotation seen: {stats}\n{}", exporter.logs());
-    let by_key = proxy.by_key();
-    for (key, outcomes) in &by_key {
-        let outcomes = outcomes.as_object().expect("outcomes");
-        assert!(
-            outcomes.keys().all(|o| o == "accepted"),
-            "{key}: {outcomes:?}\n{}",
-            exporter.logs()
-        );
-    }
-    let s = exporter.scrape();
-    assert_eq!(
-        (outcome(&s, "retried"), outcome(&s, "dropped")),
-        (0.0, 0.0),
-        "{}",
-        exporter.logs()
-    );
-    watch.finish();
-    let logs = exporter.stop_and_logs();
-    assert!(!logs.contains("sim-token"), "{logs}");
-    eprintln!("keys used: {stats}");
 }

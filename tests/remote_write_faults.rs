@@ -13,12 +13,11 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::receiver::{
-    Answer, Look, Received, Receiver, Watch, complaints, complaints_with, outcome,
+use common::push::{
+    Look, PATIENCE, Watch, complaints, complaints_with, counted, counters, outcome, watched,
 };
-use common::{Exporter, Scrape, Sim};
-
-const PATIENCE: Duration = Duration::from_secs(30);
+use common::receiver::{Answer, Received, Receiver, STALE_NAN_BITS};
+use common::{Exporter, Sim};
 
 struct Setup {
     _sim: Sim,
@@ -77,7 +76,8 @@ fn check_protocol(r: &Received) {
         assert_eq!(s.label("job"), Some("ecs-container-exporter"));
         assert_eq!(s.samples.len(), 1, "{:?}", s.labels);
     }
-    r.poll_ms().expect("a poll's samples");
+    // One timestamp for the poll's samples (none when every sample is a staleness marker).
+    r.poll_ms();
 }
 
 /// The polls of the accepted requests: strictly increasing.
@@ -99,12 +99,7 @@ fn accepted_in_order(received: &[Received]) -> Vec<i64> {
 fn every_poll_arrived(looks: &[Look], received: &[Received], except: &[i64]) {
     let polls = accepted_in_order(received);
     let (first, last) = (polls[0], polls[polls.len() - 1]);
-    let seen: BTreeSet<i64> = looks
-        .iter()
-        .filter_map(|l| l.last_success)
-        .map(|t| (t * 1000.0).round() as i64)
-        .filter(|t| (first..=last).contains(t))
-        .collect();
+    let seen: BTreeSet<i64> = watched(looks).range(first..=last).copied().collect();
     let lost: Vec<&i64> = seen
         .iter()
         .filter(|p| !polls.contains(p) && !except.contains(p))
@@ -125,22 +120,6 @@ fn accepted_after(received: &[Received], answer: &Answer) -> usize {
         .skip_while(|r| r.answer != *answer)
         .filter(|r| r.answer.accepted())
         .count()
-}
-
-/// Waits for a scrape whose counters show `check`.
-fn counted(exporter: &Exporter, check: impl Fn(&Scrape) -> bool) -> Scrape {
-    let s = exporter.scrape_until(PATIENCE, &check);
-    assert!(
-        check(&s),
-        "counters: {:?}\n{}",
-        counters(&s),
-        exporter.logs()
-    );
-    s
-}
-
-fn counters(s: &Scrape) -> [f64; 3] {
-    ["sent", "retried", "dropped"].map(|o| outcome(s, o))
 }
 
 fn secs(d: Duration) -> f64 {
@@ -326,4 +305,54 @@ fn a_connection_closed_mid_response_is_retried() {
     );
     every_poll_arrived(&t.watch.finish(), &received, &[]);
     eprintln!("cut: {:?}", complaints(&logs, &t.receiver.url));
+}
+
+#[test]
+fn sigterm_sends_one_last_request_marking_every_series_stale() {
+    let mut t = start(vec![], &[]);
+    let (ok, _) = t.receiver.wait(PATIENCE, |r| r.len() >= 2);
+    assert!(ok, "{}", t.exporter.logs());
+    let (code, took) = t.exporter.terminate(Duration::from_secs(5));
+    assert_eq!(code, Some(0), "{}", t.exporter.logs());
+    assert!(took < Duration::from_secs(2), "exit after {took:?}");
+    let received = t.receiver.received();
+    received.iter().for_each(check_protocol);
+    let (last, before) = (&received[received.len() - 1], &received[received.len() - 2]);
+    let labels = |r: &Received| -> BTreeSet<Vec<(String, String)>> {
+        r.decoded().iter().map(|s| s.labels.clone()).collect()
+    };
+    assert_eq!(
+        labels(last),
+        labels(before),
+        "the last request marks every series"
+    );
+    let poll = before.poll_ms().expect("a poll");
+    for s in last.decoded() {
+        let [(value, at)] = s.samples[..] else {
+            panic!("{:?}: {:?}", s.labels, s.samples)
+        };
+        assert_eq!(value.to_bits(), STALE_NAN_BITS, "{:?}", s.labels);
+        assert!(at > poll, "{:?}: stale at {at}, last poll {poll}", s.labels);
+    }
+    eprintln!(
+        "{} series marked stale; exit 0 after {took:?}",
+        last.decoded().len()
+    );
+}
+
+#[test]
+fn sigterm_while_the_receiver_hangs_exits_0_within_the_timeout() {
+    let mut plan = vec![Answer::status(204)];
+    plan.extend(vec![Answer::Hang(Duration::from_secs(30)); 5]);
+    let mut t = start(plan, &["--remote-write-timeout", "2"]);
+    let hanging = |r: &[Received]| r.iter().any(|r| matches!(r.answer, Answer::Hang(_)));
+    let (ok, _) = t.receiver.wait(PATIENCE, hanging);
+    assert!(ok, "{}", t.exporter.logs());
+    let (code, took) = t.exporter.terminate(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{}", t.exporter.logs());
+    assert!(
+        took < Duration::from_secs(3),
+        "exit {took:?} after SIGTERM with a 2 s timeout"
+    );
+    eprintln!("exit 0 after {took:?} with the receiver hanging");
 }

@@ -5,9 +5,6 @@
 //! left it answers 204 like Prometheus. A planned answer can also be a hang (no answer, then the
 //! connection closes) or a connection closed in the middle of the status line.
 //!
-//! Beside it: the exporter's remote-write counters as a scrape shows them, and [`Watch`], which
-//! checks that the exporter polls and serves on whatever the receiver does.
-//!
 //! Out of scope: what a test expects of the requests (the tests), TLS and auth (the real
 //! Prometheus of `prometheus.rs` is the receiver for those).
 
@@ -18,8 +15,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
-
-use super::{Scrape, http_get, parse_strict};
 
 /// The bits of Prometheus' staleness marker.
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
@@ -435,112 +430,4 @@ fn varint(b: &mut &[u8]) -> Result<u64, String> {
         }
     }
     Err("varint longer than 10 bytes".into())
-}
-
-// ---------------------------------------------------------------------------------------------
-// The exporter's side: its remote-write counters, and a watch that it keeps polling and serving.
-
-/// `ecs_exporter_remote_write_requests_total{outcome}` (0 when the scrape has none yet).
-pub fn outcome(s: &Scrape, outcome: &str) -> f64 {
-    s.get(
-        "ecs_exporter_remote_write_requests_total",
-        &[("outcome", outcome)],
-    )
-    .unwrap_or(0.0)
-}
-
-/// One look at `/metrics`: when, how long it took, and the poll it showed (`None`: no answer
-/// or not parsable).
-#[derive(Debug, Clone)]
-pub struct Look {
-    pub at: Instant,
-    pub took: Duration,
-    pub last_success: Option<f64>,
-}
-
-/// Scrapes an exporter every 200 ms in a thread until [`Watch::finish`].
-pub struct Watch {
-    stop: Arc<AtomicBool>,
-    handle: thread::JoinHandle<Vec<Look>>,
-}
-
-impl Watch {
-    pub fn start(addr: SocketAddr) -> Watch {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let handle = thread::spawn(move || {
-            let mut looks = Vec::new();
-            while !flag.load(Ordering::SeqCst) {
-                let at = Instant::now();
-                let last_success = http_get(addr, "/metrics", &[])
-                    .ok()
-                    .filter(|(status, _, _)| *status == 200)
-                    .and_then(|(_, _, body)| parse_strict(&body).ok())
-                    .and_then(|s| s.get("ecs_exporter_last_success_timestamp_seconds", &[]));
-                looks.push(Look {
-                    at,
-                    took: at.elapsed(),
-                    last_success,
-                });
-                thread::sleep(Duration::from_millis(200));
-            }
-            looks
-        });
-        Watch { stop, handle }
-    }
-
-    /// Stops watching and checks what was seen: every scrape answered within 1 s, and the
-    /// poll it showed moved on at least every `3 s` (at `--interval 1`).
-    pub fn finish(self) -> Vec<Look> {
-        self.stop.store(true, Ordering::SeqCst);
-        let looks = self.handle.join().expect("watch thread");
-        assert!(looks.len() >= 5, "only {} looks", looks.len());
-        for look in &looks {
-            assert!(
-                look.last_success.is_some() && look.took < Duration::from_secs(1),
-                "/metrics did not answer well at {look:?}"
-            );
-        }
-        let mut since = looks[0].clone();
-        for look in &looks {
-            if look.last_success != since.last_success {
-                since = look.clone();
-            }
-            assert!(
-                look.at - since.at < Duration::from_secs(3),
-                "no new poll for {:?} (since {:?})",
-                look.at - since.at,
-                since.last_success
-            );
-        }
-        looks
-    }
-}
-
-/// The warning and error lines of an exporter's log that name `url`, with every
-/// `127.0.0.1:<port>` written `127.0.0.1:<port>` (a port may hold any status code's digits).
-pub fn complaints(logs: &str, url: &str) -> Vec<String> {
-    logs.lines()
-        .filter(|l| l.contains(url) && (l.starts_with("[WARN") || l.starts_with("[ERROR")))
-        .map(|l| {
-            let mut out = String::new();
-            let mut rest = l;
-            while let Some(i) = rest.find("127.0.0.1:") {
-                out.push_str(&rest[..i + 10]);
-                out.push_str("<port>");
-                rest = rest[i + 10..].trim_start_matches(|c: char| c.is_ascii_digit());
-            }
-            out.push_str(rest);
-            out
-        })
-        .collect()
-}
-
-/// The [`complaints`] that hold `word` (any case).
-pub fn complaints_with(logs: &str, url: &str, word: &str) -> Vec<String> {
-    let word = word.to_ascii_lowercase();
-    complaints(logs, url)
-        .into_iter()
-        .filter(|l| l.to_ascii_lowercase().contains(&word))
-        .collect()
 }
