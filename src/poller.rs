@@ -111,7 +111,11 @@ impl Poller {
             snapshot: Arc::clone(&self.snapshot),
             own,
         });
-        Publication { exposition, poll }
+        Publication {
+            attempted: Some(Instant::now()),
+            exposition,
+            poll,
+        }
     }
 
     fn log_warnings(&mut self) {

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use crate::core::rfc3339;
 use crate::core::sigv4::{self, Credentials};
-use crate::source::client::Client;
+use crate::source::client::{Client, tls};
 
 /// Where the ECS agent serves a task's role credentials.
 pub const ECS_CREDENTIALS_HOST: &str = "http://169.254.170.2";
@@ -315,8 +315,9 @@ fn fetch_from(url: &str, token: Option<Token>, timeout: Duration) -> Fetch {
         Some((_, base, path)) => (base.to_owned(), path),
         None => (url.to_owned(), String::new()),
     };
-    let client = Client::http_or_https(&base, timeout);
+    let client = tls::Tls::new(None).map(|tls| Client::http_or_https(&base, timeout, tls));
     Box::new(move || {
+        let client = client.as_ref().map_err(|e| format!("TLS settings: {e}"))?;
         let token = token.as_ref().map(Token::read).transpose()?;
         let headers: Vec<(&str, &str)> = token
             .iter()

@@ -16,11 +16,11 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ureq::Agent;
-use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
 use crate::config::{Auth, RemoteWrite, Secret};
 use crate::core::sigv4;
 use crate::core::version;
+use crate::source::client::{self, tls::Tls};
 
 use super::credentials::{self, Provider};
 
@@ -76,27 +76,20 @@ impl Transport {
         config: &RemoteWrite,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Transport, String> {
-        let mut roots: Vec<Certificate<'static>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
-            .iter()
-            .map(|der| Certificate::from_der(der.as_ref()).to_owned())
-            .collect();
-        if let Some(path) = &config.ca_file {
-            roots.extend(ca_file(path)?);
-        }
-        let tls = TlsConfig::builder()
-            .root_certs(RootCerts::new_with_certs(&roots))
-            .build();
-        let agent: Agent = Agent::config_builder()
+        let tls = match &config.ca_file {
+            Some(path) => ca_file(path)?,
+            None => Tls::new(None)?,
+        };
+        let settings = Agent::config_builder()
             .timeout_global(Some(config.timeout))
             .http_status_as_error(false)
             .proxy(None)
             .max_redirects(0)
             .user_agent(format!("ecs-container-exporter/{}", version::VERSION))
-            .tls_config(tls)
             .input_buffer_size(16 * 1024)
             .output_buffer_size(16 * 1024)
-            .build()
-            .into();
+            .build();
+        let agent = client::tls_agent(settings, tls);
         let (host, path, query) = split_url(&config.url);
         let authorizer = match &config.auth {
             Auth::None => Authorizer::None,
@@ -230,23 +223,12 @@ fn split_url(url: &str) -> (String, String, String) {
     (host, path.to_owned(), query.to_owned())
 }
 
-/// The CA certificates of a PEM file; an unreadable file or one without a certificate is an
-/// error naming it.
-fn ca_file(path: &Path) -> Result<Vec<Certificate<'static>>, String> {
+/// The public roots plus the CA certificates of a PEM file; an unreadable file, or one without
+/// a certificate, is an error naming it.
+fn ca_file(path: &Path) -> Result<Tls, String> {
     let shown = format!("remote-write CA file {}", path.display());
     let pem = std::fs::read(path).map_err(|e| format!("cannot read the {shown}: {e}"))?;
-    let mut certs = Vec::new();
-    for item in ureq::tls::parse_pem(&pem) {
-        match item {
-            Ok(PemItem::Certificate(cert)) => certs.push(cert),
-            Ok(_) => {}
-            Err(e) => return Err(format!("the {shown} is not valid PEM: {e}")),
-        }
-    }
-    if certs.is_empty() {
-        return Err(format!("the {shown} holds no certificate"));
-    }
-    Ok(certs)
+    Tls::new(Some(&pem)).map_err(|e| format!("the {shown} {e}"))
 }
 
 /// A secret's value: as given, or a file's content without its trailing newline.
@@ -265,7 +247,7 @@ fn failure(error: ureq::Error, https: bool) -> Failure {
     let kind = match &error {
         ureq::Error::Timeout(_) => "timeout",
         ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => "connect",
-        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => "tls",
+        ureq::Error::Tls(_) => "tls",
         ureq::Error::Io(e) => match e.kind() {
             io::ErrorKind::ConnectionRefused
             | io::ErrorKind::HostUnreachable
@@ -385,7 +367,7 @@ mod tests {
         let file = dir.join("empty.pem");
         std::fs::write(&file, "not a pem\n").unwrap();
         let err = ca_file(&file).unwrap_err();
-        assert!(err.contains("holds no certificate"), "{err}");
+        assert!(err.ends_with("empty.pem holds no certificate"), "{err}");
         assert!(
             ca_file(&dir.join("missing.pem"))
                 .unwrap_err()

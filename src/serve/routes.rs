@@ -72,6 +72,7 @@ mod tests {
     fn state() -> State {
         let state = State::new(Duration::from_secs(60), false);
         state.publish(Publication {
+            attempted: None,
             exposition: Exposition {
                 text: "a 1\n".into(),
                 openmetrics: "a 1\n# EOF\n".into(),

@@ -1,6 +1,7 @@
 //! What the threads share: the poller's latest [`Publication`] (behind an `Arc` swapped under a
 //! mutex held only for the swap, with a condition variable that wakes the outputs waiting for
-//! the next one) and the outputs' own counters (atomics).
+//! the next one) and the outputs' own counters (atomics). The publication is the one record of
+//! the exporter's health: `/health` and `ecs_exporter_up` both read it.
 //!
 //! Data flows one way. The poller publishes; the HTTP server reads the latest publication's
 //! bytes, DogStatsD and the remote-write pusher each wait for the next publication and deliver
@@ -22,9 +23,13 @@ use crate::core::exposition::{Exposition, Format};
 use crate::core::health::RemoteWriteHealth;
 use crate::core::snapshot::{Family, Snapshot};
 
-/// What one poll attempt published.
+/// What one poll attempt published: the one record that `/metrics`, `/health` and the outputs
+/// read. `/health` is whether the poller is alive (its latest attempt is recent, whatever its
+/// outcome); `ecs_exporter_up` in the exposition is whether that attempt succeeded.
 #[derive(Debug, Default)]
 pub struct Publication {
+    /// When the attempt finished; `None` for what is served before the first poll.
+    pub attempted: Option<Instant>,
     /// The whole `/metrics` answer in both formats until the next attempt.
     pub exposition: Exposition,
     /// After a successful poll: what DogStatsD and remote write deliver. `None` after a failed
@@ -95,9 +100,6 @@ pub struct State {
     /// The latest publication and its number (0: the one before the first poll).
     latest: Mutex<(u64, Arc<Publication>)>,
     published: Condvar,
-    started: Instant,
-    /// ms after `started` of the end of the last poll attempt, plus one (0: none yet).
-    last_attempt: AtomicU64,
     /// `/health` is 200 while the last attempt is younger than this.
     health_window: Duration,
     /// DogStatsD sends that failed; `None` when DogStatsD is off.
@@ -113,8 +115,6 @@ impl State {
         State {
             latest: Mutex::new((0, Arc::new(Publication::default()))),
             published: Condvar::new(),
-            started: Instant::now(),
-            last_attempt: AtomicU64::new(0),
             health_window: (interval * 3).max(Duration::from_secs(30)),
             statsd_errors: statsd.then(|| AtomicU64::new(0)),
             remote_write: None,
@@ -133,21 +133,21 @@ impl State {
     }
 
     /// Publishes what the exporter serves before its first poll (not a poll attempt).
-    pub fn prepare(&self, publication: Publication) {
+    pub fn prepare(&self, mut publication: Publication) {
+        publication.attempted = None;
         self.lock().1 = Arc::new(publication);
     }
 
-    /// Publishes a poll attempt's result, records the attempt and wakes the outputs.
-    pub fn publish(&self, publication: Publication) {
+    /// Publishes a poll attempt's result (stamped now if the poller did not) and wakes the
+    /// outputs.
+    pub fn publish(&self, mut publication: Publication) {
+        publication.attempted.get_or_insert_with(Instant::now);
         let next = Arc::new(publication);
         {
             let mut latest = self.lock();
             latest.0 += 1;
             latest.1 = next;
         }
-        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_attempt
-            .store(ms.saturating_add(1), Ordering::Release);
         self.published.notify_all();
     }
 
@@ -193,18 +193,11 @@ impl State {
         }
     }
 
-    /// The poller finished an attempt recently enough.
+    /// The latest publication is a poll attempt recent enough (`/health`; reads the clock).
     pub fn healthy(&self) -> bool {
-        match self.last_attempt.load(Ordering::Acquire) {
-            0 => false,
-            t => {
-                let age = self
-                    .started
-                    .elapsed()
-                    .saturating_sub(Duration::from_millis(t - 1));
-                age <= self.health_window
-            }
-        }
+        self.latest()
+            .attempted
+            .is_some_and(|t| t.elapsed() <= self.health_window)
     }
 
     pub fn count_statsd_error(&self) {

@@ -35,6 +35,24 @@ use ureq::unversioned::transport::{
 
 use crate::core::health::Reason;
 
+#[cfg(feature = "remote-write")]
+pub mod tls;
+
+/// The TLS of every https request (the credentials endpoint, remote write): rustls with ring,
+/// verified against the bundled public roots plus `extra` CA certificates, never skipped.
+///
+/// The provider is ring's with the AES-GCM suites only (TLS 1.3 and 1.2), not ChaCha20-Poly1305:
+/// every receiver speaks AES-GCM, AWS's hosts have AES instructions, and leaving ChaCha20 out
+/// keeps its code out of the binary.
+/// An agent for `http://` and `https://` URLs (remote write, the credentials endpoint), with
+/// the caller's settings.
+#[cfg(feature = "remote-write")]
+pub fn tls_agent(config: Config, tls: tls::Tls) -> Agent {
+    use ureq::unversioned::transport::TcpConnector;
+    let connector = ().chain(TcpConnector::default()).chain(tls::TlsConnector(tls));
+    Agent::with_parts(config, connector, LiteralResolver::default())
+}
+
 /// The log targets of the HTTP client crates.
 pub const LOG_TARGETS: [&str; 2] = ["ureq", "ureq_proto"];
 
@@ -94,15 +112,13 @@ impl Client {
     /// bundled public roots (webpki-root-certs), never skipped. For the ECS credentials
     /// endpoint that `AWS_CONTAINER_CREDENTIALS_FULL_URI` names (`push::credentials`).
     #[cfg(feature = "remote-write")]
-    pub fn http_or_https(base: &str, timeout: Duration) -> Client {
-        let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
-            .iter()
-            .map(|cert| ureq::tls::Certificate::from_der(cert.as_ref()));
-        let tls = ureq::tls::TlsConfig::builder()
-            .provider(ureq::tls::TlsProvider::Rustls)
-            .root_certs(ureq::tls::RootCerts::from(roots))
-            .build();
-        Client::tcp(base, config(timeout).tls_config(tls).build())
+    pub fn http_or_https(base: &str, timeout: Duration, tls: tls::Tls) -> Client {
+        let base = base.trim_end_matches('/').to_owned();
+        Client {
+            agent: tls_agent(config(timeout).build(), tls),
+            shown: base.clone(),
+            base,
+        }
     }
 
     /// A client of the HTTP server on a Unix socket (the Docker Engine API).
