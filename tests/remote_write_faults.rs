@@ -98,8 +98,11 @@ fn accepted_in_order(received: &[Received]) -> Vec<i64> {
 /// that were dropped), and the watch saw about one a second.
 fn every_poll_arrived(looks: &[Look], received: &[Received], except: &[i64]) {
     let polls = accepted_in_order(received);
-    let (first, last) = (polls[0], polls[polls.len() - 1]);
-    let seen: BTreeSet<i64> = watched(looks).range(first..=last).copied().collect();
+    let all = watched(looks);
+    // The watch starts after the exporter's first polls.
+    let first = polls[0].max(*all.first().expect("polls seen"));
+    let last = polls[polls.len() - 1];
+    let seen: BTreeSet<i64> = all.range(first..=last).copied().collect();
     let lost: Vec<&i64> = seen
         .iter()
         .filter(|p| !polls.contains(p) && !except.contains(p))
