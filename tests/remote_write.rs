@@ -289,10 +289,12 @@ fn an_outage_shorter_than_the_buffer_loses_nothing_and_a_small_buffer_drops_the_
         .filter(|p| !polls.contains(p))
         .collect();
     assert!(lost.is_empty(), "big: polls lost: {lost:?} of {polls:?}");
-    // The watch started after the first polls; from its first, it saw one a second.
-    let watched_from = first.max(*big_seen.first().expect("polls seen"));
+    // The watch started after the first polls and stopped before the last: while it watched,
+    // it saw one a second.
+    let from = first.max(*big_seen.first().expect("polls seen"));
+    let to = last.min(*big_seen.last().expect("polls seen"));
     assert!(
-        big_seen.range(watched_from..=last).count() >= (last - watched_from) as usize / 1000,
+        big_seen.range(from..=to).count() >= (to - from) as usize / 1000,
         "the watch missed polls: {big_seen:?}"
     );
     let big_count = polls.len();
@@ -305,7 +307,7 @@ fn an_outage_shorter_than_the_buffer_loses_nothing_and_a_small_buffer_drops_the_
     let last_pushed = polls[polls.len() - 1];
     let s = small.scrape_until(PATIENCE, |s| poll_ms(s) > last_pushed);
     let dropped = outcome(&s, "dropped") as usize;
-    let seen: Vec<i64> = small_seen.range(polls[0]..).copied().collect();
+    let seen: Vec<i64> = small_seen.range(polls[0]..=last_pushed).copied().collect();
     let missing: Vec<usize> = (0..seen.len())
         .filter(|i| !polls.contains(&seen[*i]))
         .collect();

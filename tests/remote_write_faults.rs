@@ -26,16 +26,22 @@ struct Setup {
     watch: Watch,
 }
 
-/// A simulator, a receiver with `plan` for its first answers, and the exporter pushing to it
-/// every second with `extra` arguments.
+/// A simulator, a receiver, the exporter pushing to it every second with `extra` arguments and
+/// a watch on it; once the watch looks and the receiver accepted a request, `plan` is the
+/// receiver's next answers.
 fn start(plan: Vec<Answer>, extra: &[&str]) -> Setup {
     let sim = Sim::start(&["--profile", "ec2-bridge"]);
     let receiver = Receiver::start();
-    receiver.plan(plan);
     let mut args = vec!["--interval", "1", "--remote-write-url", &receiver.url];
     args.extend(extra);
     let exporter = Exporter::start(&sim.url, &args, &[]);
+    // The faults begin once the watch looks and a request was accepted (a busy machine can
+    // take seconds to start the exporter, which pushes meanwhile).
     let watch = Watch::start(exporter.addr);
+    watch.wait_polls(1);
+    let (ok, _) = receiver.wait(PATIENCE, |r| r.iter().any(|r| r.answer.accepted()));
+    assert!(ok, "no request accepted: {}", exporter.logs());
+    receiver.plan(plan);
     Setup {
         _sim: sim,
         receiver,
@@ -99,9 +105,9 @@ fn accepted_in_order(received: &[Received]) -> Vec<i64> {
 fn every_poll_arrived(looks: &[Look], received: &[Received], except: &[i64]) {
     let polls = accepted_in_order(received);
     let all = watched(looks);
-    // The watch starts after the exporter's first polls.
+    // The watch starts after the exporter's first polls, and may stop before its last.
     let first = polls[0].max(*all.first().expect("polls seen"));
-    let last = polls[polls.len() - 1];
+    let last = polls[polls.len() - 1].min(*all.last().expect("polls seen"));
     let seen: BTreeSet<i64> = all.range(first..=last).copied().collect();
     let lost: Vec<&i64> = seen
         .iter()

@@ -5,8 +5,8 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -38,15 +38,16 @@ pub struct Look {
 /// Scrapes an exporter every 200 ms in a thread until [`Watch::finish`].
 pub struct Watch {
     stop: Arc<AtomicBool>,
-    handle: thread::JoinHandle<Vec<Look>>,
+    looks: Arc<Mutex<Vec<Look>>>,
+    handle: thread::JoinHandle<()>,
 }
 
 impl Watch {
     pub fn start(addr: SocketAddr) -> Watch {
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
+        let looks = Arc::new(Mutex::new(Vec::new()));
+        let (flag, record) = (Arc::clone(&stop), Arc::clone(&looks));
         let handle = thread::spawn(move || {
-            let mut looks = Vec::new();
             while !flag.load(Ordering::SeqCst) {
                 let at = Instant::now();
                 let last_success = http_get(addr, "/metrics", &[])
@@ -54,24 +55,56 @@ impl Watch {
                     .filter(|(status, _, _)| *status == 200)
                     .and_then(|(_, _, body)| parse_strict(&body).ok())
                     .and_then(|s| s.get("ecs_exporter_last_success_timestamp_seconds", &[]));
-                looks.push(Look {
+                let look = Look {
                     at,
                     took: at.elapsed(),
                     last_success,
-                });
+                };
+                record
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(look);
                 thread::sleep(Duration::from_millis(200));
             }
-            looks
         });
-        Watch { stop, handle }
+        Watch {
+            stop,
+            looks,
+            handle,
+        }
     }
 
-    /// Stops watching and checks what was seen: every scrape answered within 1 s, and the
-    /// poll it showed moved on at least every `3 s` (at `--interval 1`).
+    /// The looks so far.
+    pub fn looks(&self) -> Vec<Look> {
+        self.looks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Waits until the watch has seen `n` polls (distinct `last_success`), at most [`PATIENCE`].
+    pub fn wait_polls(&self, n: usize) {
+        let seen = wait_for(PATIENCE, || watched(&self.looks()).len() >= n);
+        assert!(
+            seen,
+            "the watch saw fewer than {n} polls: {:?}",
+            self.looks()
+        );
+    }
+
+    /// Stops watching, after three more polls (the exporter polls on after whatever the test
+    /// did), and checks what was seen: every scrape answered within 1 s, and the poll it showed
+    /// moved on at least every 3 s (at `--interval 1`).
     pub fn finish(self) -> Vec<Look> {
+        let before = watched(&self.looks()).len();
+        self.wait_polls(before + 3);
         self.stop.store(true, Ordering::SeqCst);
-        let looks = self.handle.join().expect("watch thread");
-        assert!(looks.len() >= 5, "only {} looks", looks.len());
+        let record = Arc::clone(&self.looks);
+        self.handle.join().expect("watch thread");
+        let looks = record
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         for look in &looks {
             assert!(
                 look.last_success.is_some() && look.took < Duration::from_secs(1),
