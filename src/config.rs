@@ -18,6 +18,7 @@ use std::time::Duration;
 use argh::FromArgs;
 
 use crate::core::compute::Filter;
+use crate::core::filter::{self, List, MetricFilter};
 pub use remote_write::{Auth, RemoteWrite, Secret};
 use values::Raw;
 pub use values::{DEFAULT_DOCKER_HOST, DockerHost};
@@ -125,6 +126,16 @@ pub struct Args {
     /// [env: REMOTE_WRITE_BUFFER; default 120]
     #[argh(option)]
     pub remote_write_buffer: Option<String>,
+
+    /// comma list of family names or * globs: only these families are exported, everywhere
+    /// [env: METRIC_ALLOWLIST; default all]
+    #[argh(option)]
+    pub metric_allowlist: Option<String>,
+
+    /// comma list of family names or * globs: these families are not exported, anywhere [env:
+    /// METRIC_DENYLIST]
+    #[argh(option)]
+    pub metric_denylist: Option<String>,
 }
 
 /// What to do.
@@ -170,6 +181,8 @@ pub struct Config {
     pub interval: Duration,
     pub timeout: Duration,
     pub filter: Filter,
+    /// Which families are exported, by `/metrics`, DogStatsD and remote write (SPEC §6).
+    pub metric_filter: MetricFilter,
     pub statsd: Option<StatsdTarget>,
     /// Push to a Remote-Write receiver (SPEC §5); `None`: off.
     pub remote_write: Option<RemoteWrite>,
@@ -301,6 +314,7 @@ pub fn resolve(args: Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Comma
             &list(args.exclude, "EXCLUDE").unwrap_or_else(|| DEFAULT_EXCLUDE.to_owned()),
         ),
     };
+    let metric_filter = metric_filter(&lookup, args.metric_allowlist, args.metric_denylist)?;
     let statsd = statsd(&lookup, args.use_statsd, args.statsd_host, args.statsd_port)?;
     let remote_write = remote_write::resolve(
         &lookup,
@@ -325,6 +339,7 @@ pub fn resolve(args: Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Comma
         interval,
         timeout,
         filter,
+        metric_filter,
         statsd,
         remote_write,
         log_level,
@@ -360,6 +375,32 @@ fn statsd(
         8125,
     )?;
     Ok(on.then_some(StatsdTarget { host, port }))
+}
+
+/// The family filter (SPEC §6): an allowlist or a denylist, not both; each entry must match a
+/// family the exporter can emit.
+fn metric_filter(
+    lookup: &Lookup,
+    allow: Option<String>,
+    deny: Option<String>,
+) -> Result<MetricFilter, ConfigError> {
+    let allow = lookup.raw(allow, "metric-allowlist", &["METRIC_ALLOWLIST"]);
+    let deny = lookup.raw(deny, "metric-denylist", &["METRIC_DENYLIST"]);
+    let (list, raw) = match (allow, deny) {
+        (None, None) => return Ok(MetricFilter::default()),
+        (Some(allow), Some(deny)) => {
+            return Err(ConfigError(format!(
+                "{} and {} exclude each other: list the families to keep or those to leave \
+                 out, not both",
+                allow.source, deny.source
+            )));
+        }
+        (Some(raw), None) => (List::Allow, raw),
+        (None, Some(raw)) => (List::Deny, raw),
+    };
+    let entries: Vec<String> = raw.value.split(',').map(str::to_owned).collect();
+    MetricFilter::parse(list, &entries, &filter::known_families())
+        .map_err(|e| ConfigError(format!("invalid value for {}: {e}", raw.source)))
 }
 
 /// `--docker`: the Docker Engine API at `--docker-host`/`DOCKER_HOST` (plain HTTP only).

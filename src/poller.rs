@@ -8,6 +8,11 @@
 //! outputs' own counters (DogStatsD errors, remote-write outcomes) are read when a poll renders,
 //! so they show from the next poll on.
 //!
+//! The family filters (SPEC §6) are applied once, here, for all three outputs: `compute` leaves
+//! the filtered data families out of the snapshot, and the filtered own families are left out
+//! before the exposition is rendered; DogStatsD and remote write deliver that same snapshot and
+//! those same own families.
+//!
 //! Out of scope: the formulas (`core::compute`), HTTP details (`source`), serving and delivering
 //! (`serve`, `push`).
 
@@ -43,6 +48,7 @@ impl Poller {
             source: Source::new(&config.origin, config.timeout),
             options: Options {
                 filter: config.filter.clone(),
+                families: config.metric_filter.clone(),
                 device_mapper: device_mapper_majors(),
             },
             history: History::default(),
@@ -100,7 +106,8 @@ impl Poller {
     fn render(&mut self, good: bool) -> Publication {
         self.health.statsd_errors = self.state.statsd_errors();
         self.health.remote_write = self.state.remote_write().map(|c| c.health());
-        let own = health::families(&self.health);
+        let mut own = health::families(&self.health);
+        own.retain(|f| self.options.families.allows(f.name));
         let exposition = exposition::render(&self.snapshot.families, &own);
         let poll = good.then(|| Poll {
             // The time the snapshot was taken: its last success, to the millisecond.
@@ -168,4 +175,136 @@ pub fn spawn(config: &Config, state: Arc<State>) -> std::io::Result<()> {
             }
         })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Origin, StatsdTarget};
+    use crate::core::compute::Filter;
+    use crate::core::dogstatsd;
+    use crate::core::filter::{List, MetricFilter, known_families};
+    use crate::source::fake::{self, Fake};
+    use std::time::Duration;
+
+    const TASK: &str = include_str!("../tests/fixtures/ec2-awsvpc-cgroupv2-task.json");
+    const STATS: &str = include_str!("../tests/fixtures/ec2-awsvpc-cgroupv2-task-stats.json");
+
+    /// Two polls of a fake endpoint with this family filter, DogStatsD and remote write on;
+    /// the latest publication.
+    fn publish(list: List, entries: &str) -> Arc<Publication> {
+        let endpoint = Fake::tcp(|target| match target {
+            "/v4/task" => Some(fake::json(200, TASK)),
+            "/v4/task/stats" => Some(fake::json(200, STATS)),
+            _ => Some(fake::json(404, "{}")),
+        });
+        let entries: Vec<String> = entries.split(',').map(str::to_owned).collect();
+        let config = Config {
+            origin: Origin::Ecs {
+                metadata_url: format!("http://{}/v4", endpoint.authority),
+            },
+            listen: ([127, 0, 0, 1], 0).into(),
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(5),
+            filter: Filter::default(),
+            metric_filter: MetricFilter::parse(list, &entries, &known_families()).unwrap(),
+            statsd: Some(StatsdTarget {
+                host: "localhost".into(),
+                port: 8125,
+            }),
+            remote_write: None,
+            log_level: log::LevelFilter::Info,
+        };
+        let state = Arc::new(State::new(config.interval, true).with_remote_write());
+        let mut poller = Poller::new(&config, Arc::clone(&state));
+        poller.prepare();
+        poller.poll();
+        poller.poll();
+        state.latest()
+    }
+
+    /// The family names of the exposition (its `# TYPE` lines).
+    fn exposed(publication: &Publication) -> Vec<String> {
+        let text = publication.body(exposition::Format::Text);
+        text.lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// What each output receives: `/metrics` renders, DogStatsD writes lines from, and remote
+    /// write pushes (`push::encode`) the same families, with the filtered ones out of all three.
+    #[test]
+    fn every_output_gets_the_same_filtered_families() {
+        let denied = "ecs_task_network_*,ecs_task_cpu_usage_ratio,ecs_exporter_up,\
+                      ecs_exporter_remote_write_*";
+        let publication = publish(List::Deny, denied);
+        let poll = publication.poll.as_ref().expect("a good poll");
+        let delivered: Vec<&str> = poll
+            .snapshot
+            .families
+            .iter()
+            .chain(&poll.own)
+            .filter(|f| !f.series.is_empty())
+            .map(|f| f.name)
+            .collect();
+        assert_eq!(
+            exposed(&publication),
+            delivered,
+            "/metrics = what is delivered"
+        );
+        for gone in [
+            "ecs_task_network_rx_bytes_total",
+            "ecs_task_cpu_usage_ratio",
+            "ecs_exporter_up",
+            "ecs_exporter_remote_write_requests_total",
+        ] {
+            assert!(!delivered.contains(&gone), "{gone}");
+        }
+        for kept in [
+            "ecs_task_mem_usage",
+            "ecs_task_cpu_kernelmode",
+            "ecs_exporter_statsd_errors_total",
+            "ecs_task_exporter_status",
+        ] {
+            assert!(delivered.contains(&kept), "{kept}");
+        }
+        let lines = dogstatsd::lines(&poll.snapshot);
+        assert!(lines.iter().any(|l| l.starts_with("ecs_task.mem_usage:")));
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("ecs_task.cpu_kernelmode:"))
+        );
+        for gone in ["ecs_task.network_", "ecs_task.cpu_usage_ratio:"] {
+            assert!(!lines.iter().any(|l| l.starts_with(gone)), "{gone}");
+        }
+        #[cfg(feature = "remote-write")]
+        {
+            use crate::core::remote_write;
+            let samples =
+                remote_write::samples(poll.snapshot.families.iter().chain(&poll.own), &[]);
+            let mut pushed: Vec<&str> = samples.iter().map(|s| s.labels[0].1.as_str()).collect();
+            pushed.dedup();
+            assert_eq!(pushed, delivered, "remote write pushes what /metrics shows");
+        }
+    }
+
+    #[test]
+    fn an_allowlist_leaves_only_its_families_everywhere() {
+        let publication = publish(List::Allow, "ecs_task_mem_usage,ecs_exporter_poll_*");
+        assert_eq!(
+            exposed(&publication),
+            [
+                "ecs_task_mem_usage",
+                "ecs_exporter_poll_duration_seconds",
+                "ecs_exporter_poll_errors_total"
+            ]
+        );
+        let poll = publication.poll.as_ref().expect("a good poll");
+        let lines = dogstatsd::lines(&poll.snapshot);
+        assert!(!lines.is_empty());
+        assert!(lines.iter().all(|l| l.starts_with("ecs_task.mem_usage:")));
+    }
 }

@@ -1,7 +1,8 @@
 //! The invariants that ARCHITECTURE.md states about the code's shape, checked on `src/` as text:
 //! which single module names each dependency, that the pure core imports nothing from the shell
-//! and does no I/O, that every module says what it does, and that no source file grows past
-//! ~500 lines of code (tests not counted).
+//! and does no I/O, that every module says what it does, that no source file grows past ~500
+//! lines of code (tests not counted), and that `unsafe` stays denied. And that ARCHITECTURE.md
+//! itself names every file under `src/` and `tests/` (the data of `tests/fixtures/` aside).
 //!
 //! The exporter is `src/` without `src/bin/` (the simulator is a test tool with its own needs).
 
@@ -164,4 +165,132 @@ fn nothing_outside_tests_unwraps() {
             assert!(!code.contains(word), "{rel} calls {word}");
         }
     }
+}
+
+#[test]
+fn unsafe_code_is_denied_for_every_target_and_allowed_back_nowhere() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let lints = manifest.split("\n[").find(|t| t.starts_with("lints.rust]"));
+    assert!(
+        lints.is_some_and(|t| t.lines().any(|l| l.trim() == "unsafe_code = \"deny\"")),
+        "Cargo.toml: [lints.rust] unsafe_code = \"deny\""
+    );
+    let mut paths = vec![root.join("build.rs")];
+    rust_files(&root.join("src"), &mut paths);
+    rust_files(&root.join("tests"), &mut paths);
+    for path in paths {
+        let text = fs::read_to_string(&path).unwrap();
+        for level in ["allow", "warn", "expect"] {
+            let attribute = format!("{level}(unsafe_code");
+            assert!(
+                !text.contains(&attribute),
+                "{}: {attribute}",
+                path.display()
+            );
+        }
+    }
+}
+
+/// Every file under `folder` (relative to the crate), recursively.
+fn all_files(folder: &str) -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut out = Vec::new();
+    let mut dirs = vec![root.join(folder)];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir).expect("read dir") {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                out.push(
+                    path.strip_prefix(root)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The paths ARCHITECTURE.md names, read from its list items. A backticked token is a folder when
+/// it ends with `/`, else a file. A token starting with `src/` or `tests/` is a full path;
+/// another is relative to the folders of its item and of the items it is nested in (a full file
+/// path makes its folder one of them). So `` - `src/serve/`: … `http/message.rs` `` names
+/// `src/serve/http/message.rs`, and a nested `` - `compute/`: … `cpu.rs` `` under
+/// `` - `src/core/` `` names `src/core/compute/cpu.rs`.
+fn paths_named_in_architecture() -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
+    // Each list item: its indentation and its text, continuation lines included.
+    let mut items: Vec<(usize, String)> = Vec::new();
+    let mut in_item = false;
+    for line in doc.lines() {
+        let indent = line.len() - line.trim_start().len();
+        if line.trim_start().starts_with("- ") {
+            items.push((indent, line.trim_start()[2..].to_owned()));
+            in_item = true;
+        } else if in_item && indent > 0 && !line.trim().is_empty() {
+            let (_, text) = items.last_mut().unwrap();
+            text.push(' ');
+            text.push_str(line.trim());
+        } else {
+            // A line that is neither a list item nor its continuation ends the list.
+            in_item = false;
+            items.push((0, String::new()));
+        }
+    }
+    let absolute = |t: &str| t.starts_with("src/") || t.starts_with("tests/");
+    let mut named = Vec::new();
+    // The folders of the enclosing items, innermost last: (indentation, folders).
+    let mut stack: Vec<(usize, Vec<String>)> = Vec::new();
+    for (indent, text) in items {
+        while stack.last().is_some_and(|(i, _)| *i >= indent) {
+            stack.pop();
+        }
+        let bases = stack
+            .last()
+            .map_or_else(|| vec![String::new()], |(_, f)| f.clone());
+        let tokens: Vec<&str> = text.split('`').skip(1).step_by(2).collect();
+        let mut folders = bases.clone();
+        for t in &tokens {
+            let folder = match t.rfind('/') {
+                Some(i) => &t[..=i],
+                None => continue,
+            };
+            if absolute(folder) {
+                folders.push(folder.to_owned());
+            } else if t.ends_with('/') {
+                folders.extend(bases.iter().map(|b| format!("{b}{folder}")));
+            }
+        }
+        for t in tokens.iter().filter(|t| !t.ends_with('/')) {
+            if absolute(t) {
+                named.push((*t).to_owned());
+            } else {
+                named.extend(folders.iter().map(|f| format!("{f}{t}")));
+            }
+        }
+        stack.push((indent, folders));
+    }
+    named
+}
+
+/// The code map and the test list name every file under `src/` and `tests/`, data aside: the
+/// payloads and snapshots of `tests/fixtures/`, which ARCHITECTURE.md names as a folder.
+#[test]
+fn architecture_names_every_file_under_src_and_tests() {
+    let named = paths_named_in_architecture();
+    let mut files = all_files("src");
+    files.extend(all_files("tests"));
+    files.retain(|f| !f.starts_with("tests/fixtures/"));
+    assert!(files.len() > 60, "found {} files", files.len());
+    let missing: Vec<&String> = files.iter().filter(|f| !named.contains(f)).collect();
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md does not name {missing:#?}"
+    );
 }

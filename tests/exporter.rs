@@ -1090,7 +1090,7 @@ fn health_is_503_until_the_first_poll_attempt_ends_and_200_after_it_even_if_it_f
 fn bad_configuration_exits_2_with_one_line_naming_the_flag_or_variable() {
     const URL: (&str, &str) = ("ECS_CONTAINER_METADATA_URI_V4", "http://127.0.0.1:9/v4");
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a [&'a str]);
-    let cases: [Case; 11] = [
+    let cases: [Case; 13] = [
         (&["--interval", "abc"], &[URL], &["--interval", "abc"]),
         (&[], &[URL, ("INTERVAL", "0")], &["INTERVAL", "0"]),
         (&[], &[URL, ("EXPORTER_PORT", "0")], &["EXPORTER_PORT", "0"]),
@@ -1132,6 +1132,28 @@ fn bad_configuration_exits_2_with_one_line_naming_the_flag_or_variable() {
             &[],
             &[("ECS_CONTAINER_METADATA_URI", "ftp://x")],
             &["ECS_CONTAINER_METADATA_URI", "ftp://x"],
+        ),
+        // SPEC §6: a typo names the nearest family; both lists at once name both.
+        (
+            &[],
+            &[
+                URL,
+                ("METRIC_DENYLIST", "ecs_task_network_*, ecs_task_mem_usge"),
+            ],
+            &[
+                "METRIC_DENYLIST",
+                "'ecs_task_mem_usge'",
+                "did you mean ecs_task_mem_usage?",
+            ],
+        ),
+        (
+            &["--metric-allowlist", "ecs_task_mem_usage"],
+            &[URL, ("METRIC_DENYLIST", "ecs_task_mem_cache")],
+            &[
+                "--metric-allowlist",
+                "METRIC_DENYLIST",
+                "exclude each other",
+            ],
         ),
     ];
     for (args, env, needles) in cases {
@@ -1188,6 +1210,8 @@ fn unknown_or_incomplete_flags_exit_2_with_one_line_and_help_lists_every_flag() 
         "--log-level",
         "--timeout",
         "--healthcheck",
+        "--metric-allowlist",
+        "--metric-denylist",
     ] {
         assert!(out.contains(flag), "--help does not list {flag}:\n{out}");
     }

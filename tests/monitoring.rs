@@ -13,9 +13,14 @@
 //!   its variables resolved as Grafana would (per task, per container), returns data without
 //!   error; the "Only when it happens" ones are empty until the test makes it happen through the
 //!   simulator (a restart, a non-zero exit, an unhealthy container), then return data; the
-//!   unhealthy container's alert goes pending and the non-zero exit's fires.
+//!   unhealthy container's alert goes pending and the non-zero exit's fires;
+//! - the discovery recipes of `monitoring/discovery/`: `promtool check config` on those whose
+//!   keys this Prometheus knows, their relabeling run by `promtool check service-discovery` over
+//!   stand-in targets (what the ECS discovery and prometheus-ecs-discovery would find), and the
+//!   README showing each as it is.
 //!
-//! Where `promtool` or `prometheus` is missing, the tests that need it say so on stderr and pass.
+//! Where `promtool` or `prometheus` is missing, the tests that need it say so on stderr and pass
+//! (the recipes' tests fail instead under `CI=true`).
 
 mod common;
 
@@ -544,6 +549,277 @@ fn promtool_unit_tests_cover_every_alert_firing_and_quiet_and_every_recording_ru
         fires.len(),
         tested_exprs.len()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The discovery recipes (`monitoring/discovery/`, README "Finding every task").
+
+/// The job name every recipe uses.
+const RECIPE_JOB: &str = "ecs-container-exporter";
+
+fn discovery() -> PathBuf {
+    monitoring().join("discovery")
+}
+
+/// Whether promtool is there to check the recipes. Without it the test fails under `CI=true`
+/// (CI installs it) and otherwise says so in one line and passes.
+fn promtool_for_recipes() -> bool {
+    if promtool_installed() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true and `promtool` is not on PATH: the discovery recipes cannot be checked \
+         (apt-get install -y prometheus)"
+    );
+    eprintln!(
+        "skipping: `promtool` is not on PATH (apt-get install -y prometheus), so the discovery \
+         recipes in monitoring/discovery/ are not checked"
+    );
+    false
+}
+
+/// `promtool --version` → (major, minor).
+fn promtool_version() -> (u32, u32) {
+    let out = Command::new("promtool")
+        .arg("--version")
+        .output()
+        .expect("run promtool --version");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let version = text
+        .split_whitespace()
+        .skip_while(|w| *w != "version")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no version in {text:?}"));
+    let mut parts = version.split(['.', '+', '-']);
+    let mut next = || parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    (next(), next())
+}
+
+/// `promtool check config` on one file: (passed, what it printed).
+fn check_config(path: &Path) -> (bool, String) {
+    promtool(&["check", "config", &path.display().to_string()])
+}
+
+/// `promtool check service-discovery` for the recipes' job: the labels of every target it
+/// keeps after relabeling (a dropped target has none).
+fn kept_targets(config: &Path) -> Vec<BTreeMap<String, String>> {
+    let out = Command::new("promtool")
+        .args(["check", "service-discovery", "--timeout=2s"])
+        .arg(config)
+        .arg(RECIPE_JOB)
+        .output()
+        .expect("run promtool check service-discovery");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "promtool check service-discovery {}:\n{stdout}{}",
+        config.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let targets: Vec<Value> = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("promtool's answer is not JSON ({e}):\n{stdout}"));
+    targets
+        .iter()
+        .map(|t| {
+            t["labels"]
+                .as_object()
+                .expect("labels")
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect::<BTreeMap<String, String>>()
+        })
+        .filter(|labels| !labels.is_empty())
+        .collect()
+}
+
+/// A kept target names only the exporter: `instance` (its address) and `job`. Labels that start
+/// with `__` are dropped once relabeling is done; no other discovery label may reach the series
+/// (ecs_task_info names the task).
+fn assert_only_address_and_job(recipe: &str, target: &BTreeMap<String, String>) {
+    for (name, value) in target {
+        match name.as_str() {
+            "instance" => assert_eq!(Some(value), target.get("__address__"), "{recipe}"),
+            "job" => assert_eq!(value, RECIPE_JOB, "{recipe}"),
+            n if n.starts_with("__") => {}
+            _ => panic!("{recipe}: the kept target has a label {name}={value:?}: {target:?}"),
+        }
+    }
+}
+
+/// `(text before, block, text after)`: the lines of `key:` at `indent` spaces and the deeper
+/// lines that follow it.
+fn yaml_block(text: &str, indent: usize, key: &str) -> (String, String, String) {
+    let head = format!("{}{key}:", " ".repeat(indent));
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.trim_end() == head)
+        .unwrap_or_else(|| panic!("no `{head}` line"));
+    let end = lines[start + 1..]
+        .iter()
+        .position(|l| !l.trim().is_empty() && l.len() - l.trim_start().len() <= indent)
+        .map_or(lines.len(), |i| start + 1 + i);
+    let join = |ls: &[&str]| ls.iter().map(|l| format!("{l}\n")).collect::<String>();
+    (
+        join(&lines[..start]),
+        join(&lines[start..end]),
+        join(&lines[end..]),
+    )
+}
+
+#[test]
+fn discovery_recipes_pass_promtool_where_this_prometheus_knows_their_keys() {
+    if !promtool_for_recipes() {
+        return;
+    }
+    let version = promtool_version();
+    for name in ["file-sd.yml", "dns-sd.yml"] {
+        let (ok, printed) = check_config(&discovery().join(name));
+        assert!(ok && printed.contains("SUCCESS"), "{name}:\n{printed}");
+    }
+    // aws_sd_configs with role ecs came with Prometheus 3.8: an older promtool refuses the
+    // key, which is what the README says. Its relabeling is checked below all the same.
+    let (ok, printed) = check_config(&discovery().join("aws-sd-ecs.yml"));
+    if version >= (3, 8) {
+        assert!(ok, "aws-sd-ecs.yml on promtool {version:?}:\n{printed}");
+    } else {
+        assert!(
+            !ok && printed.contains("aws_sd_configs"),
+            "promtool {version:?} was expected to refuse aws_sd_configs:\n{printed}"
+        );
+        eprintln!(
+            "aws-sd-ecs.yml: promtool {}.{} does not know aws_sd_configs (Prometheus 3.8 and \
+             later); only its relabeling is checked",
+            version.0, version.1
+        );
+    }
+}
+
+#[test]
+fn the_aws_sd_recipe_keeps_the_exporters_services_and_families_on_port_9545() {
+    if !promtool_for_recipes() {
+        return;
+    }
+    let text = read(&discovery().join("aws-sd-ecs.yml"));
+    let (before, sd, after) = yaml_block(&text, 4, "aws_sd_configs");
+    assert!(sd.contains("role: ecs"), "{sd}");
+    let port = sd
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("port: "))
+        .unwrap_or_else(|| {
+            panic!("no port in the aws_sd_configs block (it defaults to 80):\n{sd}")
+        });
+    assert_eq!(port, "9545", "the aws_sd_configs port");
+
+    // Stand-ins for what the ECS discovery finds: <task IP>:<port>, with its meta labels.
+    // (IP, service, task definition's family:revision, kept)
+    let tasks = [
+        ("10.0.1.5", Some("web"), "web:7", true),
+        ("10.0.1.6", Some("api"), "api-v2:3", true),
+        ("10.0.2.7", Some("web-canary"), "web-canary:1", false),
+        ("10.0.3.8", None, "nightly-report:12", true),
+        ("10.0.4.9", Some("billing"), "billing:4", false),
+        ("10.0.5.1", None, "nightly-report-old:2", false),
+    ];
+    let mut stand_in = String::from("    static_configs:\n");
+    for (ip, service, definition, _) in &tasks {
+        stand_in += &format!("      - targets: ['{ip}:{port}']\n        labels:\n");
+        if let Some(service) = service {
+            stand_in += &format!("          __meta_ecs_service: {service}\n");
+        }
+        stand_in += &format!(
+            "          __meta_ecs_task_definition: \
+             'arn:aws:ecs:us-east-1:123456789012:task-definition/{definition}'\n"
+        );
+    }
+    let dir = common::prometheus::TempDir::new();
+    let config = dir.0.join("aws-sd-ecs-stand-in.yml");
+    std::fs::write(&config, format!("{before}{stand_in}{after}")).expect("write the config");
+
+    let kept = kept_targets(&config);
+    for target in &kept {
+        assert_only_address_and_job("aws-sd-ecs.yml", target);
+    }
+    let addresses: BTreeSet<String> = kept.iter().map(|t| t["__address__"].clone()).collect();
+    let expected: BTreeSet<String> = tasks
+        .iter()
+        .filter(|t| t.3)
+        .map(|t| format!("{}:9545", t.0))
+        .collect();
+    assert_eq!(addresses, expected, "kept by service or family");
+}
+
+#[test]
+fn the_file_sd_recipe_keeps_the_exporters_container_and_drops_the_tools_labels() {
+    if !promtool_for_recipes() {
+        return;
+    }
+    // What prometheus-ecs-discovery writes: one target per container with a
+    // PROMETHEUS_EXPORTER_PORT docker label. A Fargate task runs the exporter and an exporter of
+    // the application's own; an EC2 bridge task has the exporter on a dynamic host port.
+    let dir = common::prometheus::TempDir::new();
+    let targets = dir.0.join("ecs_file_sd.yml");
+    let entry = |address: &str, task: &str, family: &str, container: &str| {
+        format!(
+            "- targets: ['{address}']\n  labels:\n    \
+             task_arn: arn:aws:ecs:us-east-1:123456789012:task/prod/{task}\n    \
+             task_name: {family}\n    task_revision: '7'\n    task_group: service:{family}\n    \
+             cluster_arn: arn:aws:ecs:us-east-1:123456789012:cluster/prod\n    \
+             container_name: {container}\n    \
+             container_arn: arn:aws:ecs:us-east-1:123456789012:container/prod/{task}/{container}\n    \
+             docker_image: registry.example.com/{container}:1\n"
+        )
+    };
+    let file = [
+        entry("10.0.1.5:9545", "0a1b", "web", "ecs-container-exporter"),
+        entry("10.0.1.5:8080", "0a1b", "web", "web"),
+        entry("10.0.7.20:32768", "9f8e", "api", "ecs-container-exporter"),
+    ]
+    .concat();
+    std::fs::write(&targets, file).expect("write the targets");
+    let text = read(&discovery().join("file-sd.yml"));
+    let from = "/etc/prometheus/ecs_file_sd.yml";
+    assert!(text.contains(from), "file-sd.yml reads {from}");
+    let config = dir.0.join("file-sd.yml");
+    std::fs::write(&config, text.replace(from, &targets.display().to_string()))
+        .expect("write the config");
+
+    let kept = kept_targets(&config);
+    for target in &kept {
+        assert_only_address_and_job("file-sd.yml", target);
+    }
+    let addresses: BTreeSet<&str> = kept.iter().map(|t| t["__address__"].as_str()).collect();
+    assert_eq!(
+        addresses,
+        BTreeSet::from(["10.0.1.5:9545", "10.0.7.20:32768"]),
+        "the exporter's containers, the dynamic host port as discovered"
+    );
+}
+
+#[test]
+fn readme_shows_every_discovery_recipe_as_it_is() {
+    let readme = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"));
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(discovery())
+        .expect("monitoring/discovery/")
+        .flatten()
+    {
+        let path = entry.path();
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        assert!(name.ends_with(".yml"), "not a recipe: {name}");
+        assert!(
+            readme.contains(&format!("```yaml\n{}```", read(&path))),
+            "README does not show monitoring/discovery/{name} as it is, in a ```yaml block"
+        );
+        names.push(name);
+    }
+    names.sort();
+    assert_eq!(names, ["aws-sd-ecs.yml", "dns-sd.yml", "file-sd.yml"]);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -579,6 +579,7 @@ fn device_mapper_entries_count_once_when_the_device_under_them_is_listed() {
         let options = Options {
             filter: no_filter(),
             device_mapper,
+            ..Options::default()
         };
         let (snapshot, _) = compute::compute(&task, &stats, &History::default(), &options);
         let s = parse_strict(&render(&snapshot)).unwrap();
@@ -621,6 +622,7 @@ fn device_mapper_entries_count_once_when_the_device_under_them_is_listed() {
     let options = Options {
         filter: no_filter(),
         device_mapper: vec![252],
+        ..Options::default()
     };
     let (snapshot, _) = compute::compute(&task, &stats, &History::default(), &options);
     let s = parse_strict(&render(&snapshot)).unwrap();

@@ -295,3 +295,119 @@ fn a_binary_without_remote_write_refuses_its_url_and_names_the_feature() {
     assert!(err.0.contains("--remote-write-url"), "{err}");
     assert!(err.0.contains("cargo feature remote-write"), "{err}");
 }
+
+#[test]
+fn metric_filters_are_off_by_default_and_take_names_and_globs_trimmed() {
+    assert!(config(&[], &[URL]).metric_filter.is_all());
+    let c = config(
+        &[],
+        &[
+            URL,
+            (
+                "METRIC_ALLOWLIST",
+                " ecs_task_network_* ,ecs_container_memory_rss_bytes,, ecs_exporter_up ",
+            ),
+        ],
+    );
+    let f = &c.metric_filter;
+    assert!(f.allows("ecs_task_network_rx_bytes_total") && f.allows("ecs_exporter_up"));
+    assert!(f.allows("ecs_container_memory_rss_bytes"));
+    assert!(!f.allows("ecs_task_mem_usage") && !f.allows("ecs_task_info"));
+    let c = config(&["--metric-denylist", "*_total"], &[URL]);
+    let f = &c.metric_filter;
+    assert!(!f.allows("ecs_task_disk_read_bytes_total") && f.allows("ecs_task_mem_usage"));
+    // Self-metrics of outputs that are off may be listed: a task definition need not change.
+    let c = config(
+        &[
+            "--metric-denylist",
+            "ecs_exporter_remote_write_*,ecs_exporter_statsd_errors_total",
+        ],
+        &[URL],
+    );
+    assert!(
+        !c.metric_filter
+            .allows("ecs_exporter_remote_write_queue_requests")
+    );
+    // An empty variable is unset.
+    assert!(
+        config(&[], &[URL, ("METRIC_DENYLIST", " ")])
+            .metric_filter
+            .is_all()
+    );
+}
+
+#[test]
+fn a_metric_list_flag_wins_over_its_variable() {
+    let c = config(
+        &["--metric-denylist", "ecs_task_mem_cache"],
+        &[URL, ("METRIC_DENYLIST", "ecs_task_mem_usage")],
+    );
+    assert!(!c.metric_filter.allows("ecs_task_mem_cache"));
+    assert!(c.metric_filter.allows("ecs_task_mem_usage"));
+    let c = config(
+        &["--metric-allowlist", "ecs_task_mem_cache"],
+        &[URL, ("METRIC_ALLOWLIST", "ecs_task_mem_typo")],
+    );
+    assert!(
+        c.metric_filter.allows("ecs_task_mem_cache"),
+        "the variable is not read"
+    );
+}
+
+#[test]
+fn both_metric_lists_or_an_entry_that_matches_nothing_are_refused() {
+    let cases: [Case; 7] = [
+        (
+            &["--metric-allowlist", "ecs_task_mem_usage"],
+            &[URL, ("METRIC_DENYLIST", "ecs_task_mem_cache")],
+            "--metric-allowlist and METRIC_DENYLIST exclude each other",
+        ),
+        (
+            &[],
+            &[
+                URL,
+                ("METRIC_ALLOWLIST", "ecs_task_mem_usage"),
+                ("METRIC_DENYLIST", "ecs_task_mem_cache"),
+            ],
+            "METRIC_ALLOWLIST and METRIC_DENYLIST exclude each other",
+        ),
+        (
+            &[
+                "--metric-denylist",
+                "ecs_task_mem_cache",
+                "--metric-allowlist",
+                "ecs_task_mem_usage",
+            ],
+            &[URL],
+            "--metric-allowlist and --metric-denylist exclude each other",
+        ),
+        (
+            &[],
+            &[
+                URL,
+                ("METRIC_ALLOWLIST", "ecs_task_mem_usage, ecs_task_mem_usge"),
+            ],
+            "invalid value for METRIC_ALLOWLIST: 'ecs_task_mem_usge' matches no family the \
+             exporter can emit (names are case-sensitive; * is the only wildcard); did you mean \
+             ecs_task_mem_usage?",
+        ),
+        (
+            &["--metric-denylist", "ecs_task_network_*,ecs_tsk_disk_*"],
+            &[URL],
+            "invalid value for --metric-denylist: 'ecs_tsk_disk_*' matches no family the \
+             exporter can emit (names are case-sensitive; * is the only wildcard); did you mean \
+             ecs_task_disk_*?",
+        ),
+        (
+            &["--metric-denylist", "Ecs_Task_Mem_Usage"],
+            &[URL],
+            "did you mean ecs_task_mem_usage?",
+        ),
+        (
+            &["--metric-allowlist", " , "],
+            &[URL],
+            "invalid value for --metric-allowlist: expected a comma list",
+        ),
+    ];
+    assert_refused(&cases);
+}

@@ -1,6 +1,6 @@
 //! DogStatsD lines from a snapshot, packed into datagrams.
 //!
-//! Every series of a 2.x family (SPEC §3.1, `Family::statsd`) becomes one line in the 2.x form,
+//! Every series of a 2.x family (SPEC §3.1, `Family::dogstatsd`) becomes one line in the 2.x form,
 //! `ecs_task.<name without ecs_task_>:<value>|g|#container_name:<name>[,cpu:<i>][,interface:<if>]`,
 //! followed by the task tags `ecs_cluster_name`, `task_family`, `task_version`. Tag values have
 //! `,`, `|`, `#` and newlines replaced by `_` (they would end the tag or the line). Values are the
@@ -36,7 +36,7 @@ pub fn lines(snapshot: &Snapshot) -> Vec<String> {
         }
     }
     let mut out = Vec::new();
-    for family in snapshot.families.iter().filter(|f| f.statsd) {
+    for family in snapshot.families.iter().filter(|f| f.dogstatsd) {
         let metric = family.name.strip_prefix("ecs_task_").unwrap_or(family.name);
         for series in &family.series {
             let mut line = String::with_capacity(96);
@@ -111,14 +111,15 @@ mod tests {
     use crate::core::snapshot::{Family, Kind, TaskTags};
 
     fn snapshot() -> Snapshot {
-        let mut ratio = Family::new("ecs_task_cpu_usage_ratio", Kind::Gauge, "h").legacy();
+        let mut ratio = Family::new("ecs_task_cpu_usage_ratio", Kind::Gauge, "h").for_dogstatsd();
         ratio.push(vec![("container_name", "web".into())], Value::Float(1.2));
-        let mut percpu = Family::new("ecs_task_percpu_usage_ratio", Kind::Gauge, "h").legacy();
+        let mut percpu =
+            Family::new("ecs_task_percpu_usage_ratio", Kind::Gauge, "h").for_dogstatsd();
         percpu.push(
             vec![("container_name", "web".into()), ("cpu", "1".into())],
             Value::Float(0.135),
         );
-        let mut limit = Family::new("ecs_task_cpu_limit", Kind::Gauge, "h").legacy();
+        let mut limit = Family::new("ecs_task_cpu_limit", Kind::Gauge, "h").for_dogstatsd();
         limit.push(
             vec![("container_name", "_task_".into())],
             Value::Float(256.0),

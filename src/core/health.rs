@@ -100,6 +100,22 @@ impl Health {
     }
 }
 
+/// The names of every family [`families`] can write, in its order: with DogStatsD and remote
+/// write on, all of them (the family filters check their entries against these).
+pub const FAMILY_NAMES: [&str; 11] = [
+    "ecs_task_exporter_status",
+    "ecs_exporter_build_info",
+    "ecs_exporter_up",
+    "ecs_exporter_last_success_timestamp_seconds",
+    "ecs_exporter_poll_duration_seconds",
+    "ecs_exporter_poll_errors_total",
+    "ecs_exporter_statsd_errors_total",
+    "ecs_exporter_remote_write_requests_total",
+    "ecs_exporter_remote_write_samples_sent_total",
+    "ecs_exporter_remote_write_queue_requests",
+    "ecs_exporter_remote_write_last_success_timestamp_seconds",
+];
+
 /// The exporter's own families, from its [`Health`]: `ecs_task_exporter_status` (2.x)
 /// and the `ecs_exporter_*` families. Every `endpoint`×`reason` error series is written, zeros
 /// too, so that `rate()` works from the first error on; the DogStatsD errors only when it is on.
@@ -212,4 +228,28 @@ fn remote_write_families(rw: &RemoteWriteHealth) -> Vec<Family> {
         last.push(Vec::new(), Value::Float(t));
     }
     vec![requests, samples, queue, last]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `FAMILY_NAMES` is what `families` writes with every output on, in order; with them off,
+    /// the DogStatsD family has no series and the remote-write ones are not there.
+    #[test]
+    fn the_family_names_are_those_written() {
+        let on = Health {
+            statsd_errors: Some(0),
+            remote_write: Some(RemoteWriteHealth::default()),
+            ..Health::default()
+        };
+        let names: Vec<&str> = families(&on).iter().map(|f| f.name).collect();
+        assert_eq!(names, FAMILY_NAMES);
+        let off = families(&Health::default());
+        assert_eq!(off.len(), 7);
+        assert!(
+            off.iter()
+                .all(|f| f.name != "ecs_exporter_statsd_errors_total" || f.series.is_empty())
+        );
+    }
 }

@@ -5,6 +5,7 @@
 //! - [`payload`]: the Task Metadata Endpoint's JSON into plain types (the one file that reads
 //!   JSON), and [`docker`]: the Docker Engine API's JSON into the same types.
 //! - [`compute`]: two polls → a [`snapshot::Snapshot`], every formula of SPEC §3.
+//! - [`filter`]: the family filters (allowlist or denylist) every output obeys.
 //! - [`health`]: the exporter's own state and families; [`version`]: what this binary is.
 //! - [`exposition`]: Prometheus text 0.0.4 and OpenMetrics 1.0.0; [`dogstatsd`]: 2.x StatsD
 //!   lines packed into datagrams.
@@ -15,6 +16,7 @@ pub mod compute;
 pub mod docker;
 pub mod dogstatsd;
 pub mod exposition;
+pub mod filter;
 pub mod health;
 pub mod payload;
 #[cfg(feature = "remote-write")]

@@ -43,8 +43,8 @@ pub struct Family {
     pub name: &'static str,
     pub help: &'static str,
     pub kind: Kind,
-    /// Sent as DogStatsD lines (the 2.x families, SPEC §3.1).
-    pub statsd: bool,
+    /// Also sent as DogStatsD lines (the 2.x families, SPEC §3.1).
+    pub dogstatsd: bool,
     pub series: Vec<Series>,
 }
 
@@ -54,14 +54,14 @@ impl Family {
             name,
             help,
             kind,
-            statsd: false,
+            dogstatsd: false,
             series: Vec::new(),
         }
     }
 
-    /// Marks the family as one of the 2.x families that DogStatsD also carries.
-    pub fn legacy(mut self) -> Family {
-        self.statsd = true;
+    /// Marks the family as one that DogStatsD also carries.
+    pub fn for_dogstatsd(mut self) -> Family {
+        self.dogstatsd = true;
         self
     }
 

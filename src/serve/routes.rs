@@ -1,8 +1,11 @@
-//! The exporter's HTTP surface as a pure function of a request and the shared state.
+//! The exporter's HTTP surface: the answer to a request, from the request and the shared state.
+//! No I/O; not pure either: it reads the latest publication, and `/health` reads the clock (how
+//! long ago the poller finished an attempt, `State::healthy`).
 //!
-//! `GET|HEAD /metrics` answers the published exposition in the format the `Accept` header asks
-//! for (OpenMetrics 1.0.0, else text 0.0.4); `GET /health` 200 `ok` while the poller has finished
-//! an attempt recently, else 503; `GET /` a short page. Other paths 404, other methods 405.
+//! `GET` and `HEAD` on each path: `/metrics` answers the published exposition in the format the
+//! `Accept` header asks for (OpenMetrics 1.0.0, else text 0.0.4); `/health` 200 `ok` while the
+//! poller has finished an attempt recently, else 503; `/` a short page. Other paths 404, other
+//! methods 405 with `Allow: GET, HEAD`.
 //!
 //! Out of scope: sockets, request parsing, bounds (`http.rs`); producing the exposition (the
 //! poller).

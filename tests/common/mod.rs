@@ -1,8 +1,9 @@
 //! Helpers shared by the integration tests: fixtures, the pure pipeline, the 2.x family names, a
 //! strict parser of the text exposition, and the simulated endpoint and the exporter binary as
 //! processes. [`docker`] holds the Docker engine and static-build helpers, [`prometheus`] a real
-//! Prometheus server and promtool, [`receiver`] a Remote-Write receiver that answers as told,
-//! [`push`] the pushing exporter's counters, logs and Prometheus as its receiver.
+//! Prometheus server and promtool, [`statsd`] a DogStatsD receiver and line checker, [`receiver`]
+//! a Remote-Write receiver that answers as told, [`push`] the pushing exporter's counters, logs
+//! and Prometheus as its receiver.
 #![allow(dead_code)]
 
 pub mod docker;
@@ -11,6 +12,7 @@ pub mod prometheus;
 pub mod push;
 #[cfg(feature = "remote-write")]
 pub mod receiver;
+pub mod statsd;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;

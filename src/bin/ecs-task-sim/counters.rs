@@ -1,7 +1,8 @@
 //! Advancing stats: every running container's counters are a pure function of
 //! the sample time and of the container's [`Origin`] (when its counters last
 //! started). It leaves out the task's life itself (which container runs,
-//! restarts or stops: `profiles.rs`) and the schedule of `--life` (`life.rs`).
+//! restarts or stops: `task.rs`), the clock (`clock.rs`) and the schedule of `--life`
+//! (`life.rs`).
 //!
 //! # Counter semantics (exact)
 //!
@@ -52,106 +53,36 @@
 //! A container that is not running has the stats its profile gives a stopped
 //! container (`null` on Fargate and Managed Instances, `{}` on EC2).
 
-use crate::task::{Container, Task};
-use ecs_container_exporter::core::rfc3339;
+use crate::clock::Clock;
+use crate::container::{Container, Origin};
+use crate::task::{Network, Task};
 use serde_json::{Map, Value};
 use std::f64::consts::PI;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-pub const RX_BYTES_PER_SEC: f64 = 20_000.0;
-pub const TX_BYTES_PER_SEC: f64 = 5_000.0;
-pub const RX_PACKETS_PER_SEC: f64 = 20.0;
-pub const TX_PACKETS_PER_SEC: f64 = 10.0;
-pub const READ_BYTES_PER_SEC: f64 = 8192.0;
-pub const WRITE_BYTES_PER_SEC: f64 = 4096.0;
-pub const READ_OPS_PER_SEC: f64 = 2.0;
-pub const WRITE_OPS_PER_SEC: f64 = 1.0;
+const RX_BYTES_PER_SEC: f64 = 20_000.0;
+const TX_BYTES_PER_SEC: f64 = 5_000.0;
+const RX_PACKETS_PER_SEC: f64 = 20.0;
+const TX_PACKETS_PER_SEC: f64 = 10.0;
+const READ_BYTES_PER_SEC: f64 = 8192.0;
+const WRITE_BYTES_PER_SEC: f64 = 4096.0;
+const READ_OPS_PER_SEC: f64 = 2.0;
+const WRITE_OPS_PER_SEC: f64 = 1.0;
 
-/// When a container's (or the shared ENI's) counters last started.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Origin {
-    /// From the template values, growing since `t = −I`.
-    Template,
-    /// From a thousandth of the template values at this sample time.
-    Reset(f64),
-    /// From 0 at this sample time.
-    Zero(f64),
-}
-
-impl Origin {
-    /// The value at `t` of a counter with template value `base` growing `rate` per second.
-    pub fn value(self, base: u64, rate: f64, t: f64, interval: f64) -> u64 {
-        match self {
-            Origin::Template => base + (rate * (t + interval).max(0.0)) as u64,
-            Origin::Reset(r) => base / 1000 + (rate * (t - r).max(0.0)) as u64,
-            Origin::Zero(r) => (rate * (t - r).max(0.0)) as u64,
-        }
-    }
-
-    /// The `preread` time of the sample at `t`.
-    pub fn pre_time(self, t: f64, interval: f64) -> f64 {
-        match self {
-            Origin::Zero(r) => (t - interval).max(r).min(t),
-            _ => t - interval,
-        }
+/// The value at `t` of a counter with template value `base` growing `rate` per second, counted
+/// from `origin`.
+fn value(origin: Origin, base: u64, rate: f64, t: f64, interval: f64) -> u64 {
+    match origin {
+        Origin::Template => base + (rate * (t + interval).max(0.0)) as u64,
+        Origin::Reset(r) => base / 1000 + (rate * (t - r).max(0.0)) as u64,
+        Origin::Zero(r) => (rate * (t - r).max(0.0)) as u64,
     }
 }
 
-/// When samples are taken.
-pub struct Clock {
-    start: Instant,
-    start_unix_nanos: i128,
-    /// Seconds between `preread` and `read`.
-    pub interval: f64,
-    /// `read` is quantized to this many seconds (0 = no quantization).
-    pub refresh: f64,
-}
-
-impl Clock {
-    pub fn new(interval: f64, refresh: f64) -> Clock {
-        let since = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        Clock {
-            start: Instant::now(),
-            start_unix_nanos: since.as_nanos() as i128,
-            interval,
-            refresh,
-        }
-    }
-
-    /// A clock that started `secs` ago (tests of what happens over time).
-    #[cfg(test)]
-    pub fn started_ago(secs: u64, interval: f64, refresh: f64) -> Clock {
-        let mut clock = Clock::new(interval, refresh);
-        let ago = std::time::Duration::from_secs(secs);
-        clock.start = clock.start.checked_sub(ago).unwrap_or(clock.start);
-        clock.start_unix_nanos -= ago.as_nanos() as i128;
-        clock
-    }
-
-    /// Wall seconds since start.
-    pub fn elapsed(&self) -> f64 {
-        self.start.elapsed().as_secs_f64()
-    }
-
-    /// The current sample time: elapsed seconds, quantized to `refresh`.
-    pub fn sample(&self) -> f64 {
-        self.quantize(self.elapsed())
-    }
-
-    /// The sample time that covers wall time `e` (seconds since start).
-    pub fn quantize(&self, e: f64) -> f64 {
-        if self.refresh > 0.0 {
-            (e / self.refresh).floor() * self.refresh
-        } else {
-            e
-        }
-    }
-
-    /// RFC 3339 UTC with nanoseconds for a sample time.
-    pub fn timestamp(&self, t: f64) -> String {
-        rfc3339::format(self.start_unix_nanos + (t * 1e9) as i128)
+/// The `preread` time of the sample at `t`, counted from `origin`.
+fn pre_time(origin: Origin, t: f64, interval: f64) -> f64 {
+    match origin {
+        Origin::Zero(r) => (t - interval).max(r).min(t),
+        _ => t - interval,
     }
 }
 
@@ -160,27 +91,19 @@ pub fn task_stats(task: &Task, clock: &Clock, t: f64) -> Value {
     let map: Map<String, Value> = task
         .containers
         .iter()
-        .map(|c| {
-            (
-                c.docker_id().to_string(),
-                container_stats(task, c, clock, t),
-            )
-        })
+        .map(|c| (c.docker_id.clone(), container_stats(task, c, clock, t)))
         .collect();
     Value::Object(map)
 }
 
 /// One container's stats at sample time `t` (the profile's stopped form when not running).
-pub fn container_stats(task: &Task, c: &Container, clock: &Clock, t: f64) -> Value {
-    if !c.running {
+fn container_stats(task: &Task, c: &Container, clock: &Clock, t: f64) -> Value {
+    let (true, Some(template)) = (c.running(), &c.stats) else {
         return task.stopped_stats.clone();
-    }
-    let mut s = c.stats.clone();
-    let Some(obj) = s.as_object_mut() else {
-        return s;
     };
+    let mut obj = template.clone();
     let interval = clock.interval;
-    let pre_t = c.origin.pre_time(t, interval);
+    let pre_t = pre_time(c.origin, t, interval);
     let now = Growth {
         t,
         interval,
@@ -213,15 +136,15 @@ pub fn container_stats(task: &Task, c: &Container, clock: &Clock, t: f64) -> Val
         grow_blkio(blkio.get_mut("io_serviced_recursive"), &now, ops);
     }
     if let Some(Value::Object(nets)) = obj.get_mut("networks") {
-        let (bases, net_g) = match task.shared_network {
-            true => (
-                &task.shared_networks,
+        let (bases, net_g) = match &task.network {
+            Network::Shared { template, origin } => (
+                template,
                 Growth {
-                    origin: task.shared_net_origin,
+                    origin: *origin,
                     ..now
                 },
             ),
-            false => (&c.stats["networks"], now),
+            Network::PerContainer => (template.get("networks").unwrap_or(&Value::Null), now),
         };
         for (name, net) in nets.iter_mut() {
             let base = bases.get(name).unwrap_or(net).clone();
@@ -246,11 +169,11 @@ pub fn container_stats(task: &Task, c: &Container, clock: &Clock, t: f64) -> Val
             r.insert("tx_bytes_per_sec".into(), TX_BYTES_PER_SEC.into());
         }
     }
-    s
+    Value::Object(obj)
 }
 
 /// CPU time of the container with rate index `k`, ns per second.
-pub fn cpu_rate(k: usize) -> f64 {
+fn cpu_rate(k: usize) -> f64 {
     0.05 * ((k % 10) + 1) as f64 * 1e9
 }
 
@@ -264,7 +187,7 @@ struct Growth {
 
 impl Growth {
     fn at(&self, base: u64, rate: f64) -> u64 {
-        self.origin.value(base, rate, self.t, self.interval)
+        value(self.origin, base, rate, self.t, self.interval)
     }
 }
 
@@ -352,7 +275,7 @@ mod tests {
         let c = task
             .containers
             .iter()
-            .find(|c| c.name() == name)
+            .find(|c| c.name == name)
             .expect("container");
         container_stats(task, c, clock, t)
     }
@@ -375,28 +298,28 @@ mod tests {
     #[test]
     fn origins_follow_the_documented_formulas() {
         // base 1000, 20,000 per second, interval 1 s, sample at t = 5 s.
-        assert_eq!(Origin::Template.value(1000, 20_000.0, 5.0, 1.0), 121_000);
-        assert_eq!(Origin::Template.value(1000, 20_000.0, -1.0, 1.0), 1000);
+        assert_eq!(value(Origin::Template, 1000, 20_000.0, 5.0, 1.0), 121_000);
+        assert_eq!(value(Origin::Template, 1000, 20_000.0, -1.0, 1.0), 1000);
         assert_eq!(
-            Origin::Reset(3.0).value(1000, 20_000.0, 5.0, 1.0),
+            value(Origin::Reset(3.0), 1000, 20_000.0, 5.0, 1.0),
             1 + 40_000
         );
-        assert_eq!(Origin::Zero(3.0).value(1000, 20_000.0, 5.0, 1.0), 40_000);
-        assert_eq!(Origin::Zero(3.0).value(1000, 20_000.0, 2.0, 1.0), 0);
-        assert_eq!(Origin::Zero(3.0).value(1000, 0.0, 9.0, 1.0), 0);
+        assert_eq!(value(Origin::Zero(3.0), 1000, 20_000.0, 5.0, 1.0), 40_000);
+        assert_eq!(value(Origin::Zero(3.0), 1000, 20_000.0, 2.0, 1.0), 0);
+        assert_eq!(value(Origin::Zero(3.0), 1000, 0.0, 9.0, 1.0), 0);
         // Floor, not round.
-        assert_eq!(Origin::Zero(0.0).value(0, 20_000.0, 0.00004, 1.0), 0);
-        assert_eq!(Origin::Zero(0.0).value(0, 3.0, 0.5, 1.0), 1);
+        assert_eq!(value(Origin::Zero(0.0), 0, 20_000.0, 0.00004, 1.0), 0);
+        assert_eq!(value(Origin::Zero(0.0), 0, 3.0, 0.5, 1.0), 1);
     }
 
     #[test]
     fn preread_never_looks_back_before_a_zero_origin() {
-        assert_eq!(Origin::Template.pre_time(5.0, 10.0), -5.0);
-        assert_eq!(Origin::Reset(3.0).pre_time(5.0, 1.0), 4.0);
-        assert_eq!(Origin::Zero(3.0).pre_time(3.5, 1.0), 3.0);
-        assert_eq!(Origin::Zero(3.0).pre_time(9.0, 1.0), 8.0);
+        assert_eq!(pre_time(Origin::Template, 5.0, 10.0), -5.0);
+        assert_eq!(pre_time(Origin::Reset(3.0), 5.0, 1.0), 4.0);
+        assert_eq!(pre_time(Origin::Zero(3.0), 3.5, 1.0), 3.0);
+        assert_eq!(pre_time(Origin::Zero(3.0), 9.0, 1.0), 8.0);
         // A sample dated before the restart (refresh quantization) has a zero-length window.
-        assert_eq!(Origin::Zero(3.0).pre_time(2.0, 1.0), 2.0);
+        assert_eq!(pre_time(Origin::Zero(3.0), 2.0, 1.0), 2.0);
     }
 
     #[test]
@@ -443,7 +366,7 @@ mod tests {
     fn a_bridge_restart_starts_cgroup_and_network_counters_from_zero() {
         let mut task = task("ec2-bridge");
         let clock = clock("ec2-bridge");
-        task.restart("prometheus", 10.0, &clock.timestamp(10.0))
+        task.restart("prometheus", &clock.at(10.0))
             .expect("restart");
         let rate = cpu_rate(1); // prometheus: rate index 1, 0.1 cores
 
@@ -502,12 +425,11 @@ mod tests {
             let restarted = task
                 .containers
                 .iter()
-                .find(|c| c.running && c.name() != "ecs-exporter" && c.meta["Type"] != "CNI_PAUSE")
-                .map(|c| c.name().to_string())
+                .find(|c| c.running() && c.name != "ecs-exporter" && !c.is_pause())
+                .map(|c| c.name.clone())
                 .expect("a second running container");
             let before = stats_of(&task, &clock, &restarted, 12.0)["networks"].clone();
-            task.restart(&restarted, 10.0, &clock.timestamp(10.0))
-                .expect("restart");
+            task.restart(&restarted, &clock.at(10.0)).expect("restart");
             let s = stats_of(&task, &clock, &restarted, 12.0);
             assert_eq!(s["networks"], before, "{profile}: the ENI lives on");
             let other = stats_of(&task, &clock, "ecs-exporter", 12.0);
@@ -516,7 +438,10 @@ mod tests {
                 .as_object()
                 .and_then(|m| m.iter().next())
                 .expect("an interface");
-            let base = int(&task.shared_networks[name]["rx_bytes"]);
+            let Network::Shared { template, .. } = &task.network else {
+                panic!("{profile}: a shared ENI");
+            };
+            let base = int(&template[name]["rx_bytes"]);
             assert_eq!(
                 int(&eth["rx_bytes"]),
                 base + (20_000.0 * (12.0 + clock.interval)) as u64,
@@ -528,7 +453,7 @@ mod tests {
                 (cpu_rate(
                     task.containers
                         .iter()
-                        .find(|c| c.name() == restarted)
+                        .find(|c| c.name == restarted)
                         .map_or(0, |c| c.rate_index)
                 ) * 2.0) as u64,
                 "{profile}"
@@ -560,8 +485,7 @@ mod tests {
         ] {
             let mut task = task(profile);
             let clock = clock(profile);
-            task.stop("ecs-exporter", 3, "2025-01-01T00:00:00Z")
-                .expect("stop");
+            task.stop("ecs-exporter", 3, &clock.at(0.0)).expect("stop");
             assert_eq!(
                 stats_of(&task, &clock, "ecs-exporter", 5.0),
                 form,
@@ -580,24 +504,24 @@ mod tests {
             let names: Vec<String> = task
                 .containers
                 .iter()
-                .filter(|c| c.meta["Type"] != "CNI_PAUSE")
-                .map(|c| c.name().to_string())
+                .filter(|c| !c.is_pause())
+                .map(|c| c.name.clone())
                 .collect();
             for step in 0..40 {
                 t += 0.35;
                 let name = &names[step % names.len()];
-                let stamp = clock.timestamp(t);
+                let at = clock.at(t);
                 // Whatever applies; errors (already stopped, ...) are fine here.
                 let _ = match step % 4 {
-                    0 => task.restart(name, t, &stamp),
-                    1 => task.stop(name, 1, &stamp),
-                    2 => task.start(name, t, &stamp),
-                    _ => task.start("late", t, &stamp),
+                    0 => task.restart(name, &at),
+                    1 => task.stop(name, 1, &at),
+                    2 => task.start(name, &at),
+                    _ => task.start("late", &at),
                 };
                 let probe = t + 0.2;
                 for c in &task.containers {
                     let s = container_stats(&task, c, &clock, probe);
-                    if !c.running {
+                    if !c.running() {
                         continue;
                     }
                     let now = int(&s["cpu_stats"]["cpu_usage"]["total_usage"]);
@@ -606,24 +530,24 @@ mod tests {
                         pre <= now,
                         "{}: {} at {probe}: {pre} > {now}",
                         p.name,
-                        c.name()
+                        c.name
                     );
                     let sys = int(&s["cpu_stats"]["system_cpu_usage"]);
                     let pre_sys = int(&s["precpu_stats"]["system_cpu_usage"]);
-                    assert!(pre_sys <= sys, "{}: {}", p.name, c.name());
+                    assert!(pre_sys <= sys, "{}: {}", p.name, c.name);
                     assert!(
                         s["preread"].as_str() <= s["read"].as_str(),
                         "{}: {}",
                         p.name,
-                        c.name()
+                        c.name
                     );
                     // Fixed-width RFC 3339: the text order is the time order.
                     if let Origin::Zero(_) = c.origin {
                         assert!(
-                            s["preread"].as_str() >= c.meta["StartedAt"].as_str(),
+                            s["preread"].as_str() >= c.started_at.as_deref(),
                             "{}: {} looks back before its (re)start",
                             p.name,
-                            c.name()
+                            c.name
                         );
                         checked += 1;
                     }

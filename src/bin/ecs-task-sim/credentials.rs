@@ -25,14 +25,14 @@ use serde_json::{Value, json};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The role every answer names.
-pub const ROLE_ARN: &str = "arn:aws:iam::111122223333:role/sim";
+const ROLE_ARN: &str = "arn:aws:iam::111122223333:role/sim";
 
 /// Issued credentials, one set current at a time.
 pub struct Issuer {
     /// Seconds each set lives.
-    pub lifetime: u64,
+    lifetime: u64,
     /// `--credentials-token`: the `Authorization` required, if any.
-    pub token: Option<String>,
+    token: Option<String>,
     /// Issued and not yet known to have expired, oldest first.
     issued: Vec<Issued>,
     /// Sets issued so far (the key ids' serial).
@@ -125,15 +125,6 @@ impl Issuer {
     }
 }
 
-/// The value of header `name` (any case) in a request head.
-pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines()
-        .skip(1)
-        .filter_map(|line| line.split_once(':'))
-        .find(|(n, _)| n.trim().eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.trim())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,17 +170,5 @@ mod tests {
         assert_eq!(issuer.answer(Some("s3cret"), 0).0, 200);
         let mut open = Issuer::new(3600, None);
         assert_eq!(open.answer(Some("anything"), 0).0, 200);
-    }
-
-    #[test]
-    fn headers_are_found_in_any_case() {
-        let head = "GET /v2/credentials/x HTTP/1.1\r\nHost: h\r\nauthorization:  abc \r\n\r\n";
-        assert_eq!(header(head, "Authorization"), Some("abc"));
-        assert_eq!(header(head, "host"), Some("h"));
-        assert_eq!(header(head, "x-missing"), None);
-        assert_eq!(
-            header("GET /authorization: x HTTP/1.1\r\n\r\n", "authorization"),
-            None
-        );
     }
 }

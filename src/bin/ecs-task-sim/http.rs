@@ -1,31 +1,29 @@
-//! Hand-written HTTP/1.1 over `std::net`: one request per connection
-//! (`Connection: close`), routing of the ECS paths and the control plane, the
-//! faulty responses, and the `--life` schedule applied before each answer.
-//! It leaves out what a fault or a life change does to the task
-//! (`faults.rs`, `profiles.rs`), the counter arithmetic (`counters.rs`) and
-//! which credentials `/v2/credentials/<id>` answers (`credentials.rs`).
+//! Hand-written HTTP/1.1 over `std::net`: a thread per connection, one request each
+//! (`Connection: close`), the routes of the ECS paths, the credentials endpoint and the control
+//! plane, and the faulty answers. Before each answer `--life` catches up (`app.rs`). It leaves
+//! out what a fault or a control does (`app.rs` and below) and what the bodies hold.
 //!
-//! Control plane (GET; every answer but a 400 is the `/control/state` JSON; a
-//! 400 is a JSON string saying what is wrong: an unknown container, the
-//! pause container, a bad value, a container already in that state):
+//! Paths (GET): `/task`, `/task/stats`, `/v2/credentials/<id>` (`credentials.rs`), and the
+//! control plane. Every control answer but a 400 is the `/control/state` JSON; a 400 is a JSON
+//! string saying what is wrong: an unknown container, the pause container, a bad value, a
+//! container already in that state.
 //! - `/control/fault?kind=K&endpoint=E&count=N&secs=S`, `/control/clear`;
 //! - `/control/restart?container=NAME`, `/control/stop?container=NAME&exit_code=N`
 //!   (default 0), `/control/start?container=NAME`,
 //!   `/control/health?container=NAME&status=healthy|unhealthy|unknown`: dated
-//!   to the current sample time (`counters.rs`);
+//!   to the current sample time (`clock.rs`);
 //! - `/control/state`: the faults, request counts, and per container its
 //!   name, `DockerId`, known status, restart count, health and exit code;
 //! - `/control/credentials`: the credentials issued and not yet expired.
 
-use crate::counters::{self, Clock};
-use crate::credentials::{self, Issuer};
-use crate::faults::{Endpoint, Faults, Kind};
-use crate::life::{self, Life};
-use crate::task::{Health, Task};
+use crate::app::App;
+use crate::container::Health;
+use crate::faults::{Endpoint, Kind};
+use crate::task::Control;
 use serde_json::{Value, json};
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::Arc;
 use std::time::Duration;
 
 const JSON: &str = "application/json";
@@ -33,121 +31,30 @@ const JSON: &str = "application/json";
 const PAD_BYTES: usize = 17 * 1024 * 1024;
 const CHUNK: usize = 64 * 1024;
 
-/// Shared state of the simulator.
-pub struct App {
-    pub task: Mutex<Task>,
-    pub faults: Mutex<Faults>,
-    pub clock: Clock,
-    /// `--life`: the schedule's targets and how far it has been applied.
-    pub life: Option<Mutex<Life>>,
-    /// The container-credentials endpoint's issued keys.
-    pub credentials: Mutex<Issuer>,
-}
-
-/// A life control, as `/control/<name>?...` asks it.
-enum Control {
-    Restart,
-    Stop(i64),
-    Start,
-    Health(Health),
-}
-
-impl App {
-    pub fn task(&self) -> MutexGuard<'_, Task> {
-        self.task.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub fn faults(&self) -> MutexGuard<'_, Faults> {
-        self.faults.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn credentials(&self) -> MutexGuard<'_, Issuer> {
-        self.credentials
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Apply a fault: state changes go to the task, the others to the fault list.
-    pub fn set_fault(&self, kind: Kind, endpoint: Endpoint, count: u64) {
-        let now = self.clock.sample();
-        match kind {
-            Kind::ContainerChange => self.task().change(now),
-            Kind::CounterReset => self.task().reset_counters(now),
-            _ => {
-                self.faults().add(kind, endpoint, count);
-                log::info!(
-                    "fault set: {} on {} count={count}",
-                    kind.name(),
-                    endpoint.name()
-                );
+/// Answer every connection of `listener`, each on its own thread.
+pub fn serve(listener: &TcpListener, app: &Arc<App>) {
+    for conn in listener.incoming() {
+        let stream = match conn {
+            Ok(stream) => stream,
+            Err(e) => {
+                log::warn!("accept: {e}");
+                continue;
             }
-        }
-    }
-
-    /// Apply a life control to container `name`, dated to the current sample.
-    fn control(&self, name: &str, control: Control) -> Result<(), String> {
-        let r = self.clock.sample();
-        self.apply(name, control, r)
-    }
-
-    fn apply(&self, name: &str, control: Control, r: f64) -> Result<(), String> {
-        let stamp = self.clock.timestamp(r);
-        let mut task = self.task();
-        match control {
-            Control::Restart => task.restart(name, r, &stamp),
-            Control::Stop(code) => task.stop(name, code, &stamp),
-            Control::Start => task.start(name, r, &stamp),
-            Control::Health(h) => task.set_health(name, h, &stamp),
-        }
-    }
-
-    /// `--life`: apply the events due since the last request, each at its own time.
-    pub fn advance_life(&self) {
-        let Some(life) = &self.life else {
-            return;
         };
-        let mut life = life.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = self.clock.elapsed();
-        for (at, event) in life::events(life.until, now) {
-            let (target, control) = match event {
-                life::Event::Unhealthy => (&life.health, Control::Health(Health::Unhealthy)),
-                life::Event::Healthy => (&life.health, Control::Health(Health::Healthy)),
-                life::Event::Restart => (&life.restart, Control::Restart),
-            };
-            if let Some(name) = target
-                && let Err(e) = self.apply(name, control, self.clock.quantize(at))
-            {
-                log::info!("life at {at} s: {e}");
+        let app = Arc::clone(app);
+        let spawned = std::thread::Builder::new().spawn(move || {
+            if let Err(e) = handle(&app, stream) {
+                log::debug!("connection: {e}");
             }
+        });
+        if let Err(e) = spawned {
+            log::warn!("spawn: {e}");
         }
-        life.until = now;
-    }
-
-    fn state(&self) -> Value {
-        let mut state = self.faults().state();
-        let task = self.task();
-        state["container_changes"] = task.changes.into();
-        state["counter_resets"] = task.resets.into();
-        state["containers"] = task
-            .containers
-            .iter()
-            .map(|c| {
-                json!({
-                    "name": c.name(),
-                    "docker_id": c.docker_id(),
-                    "known_status": c.known_status(),
-                    "restart_count": c.meta["RestartCount"],
-                    "health": c.meta["Health"]["status"],
-                    "exit_code": c.meta["ExitCode"],
-                })
-            })
-            .collect();
-        state
     }
 }
 
 /// Serve one connection.
-pub fn handle(app: &App, mut stream: TcpStream) -> io::Result<()> {
+fn handle(app: &App, mut stream: TcpStream) -> io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let Some(head) = read_head(&mut stream)? else {
         return Ok(());
@@ -162,47 +69,30 @@ pub fn handle(app: &App, mut stream: TcpStream) -> io::Result<()> {
     app.advance_life();
     let s = &mut stream;
     match (method, path) {
-        ("GET", "/healthz") => respond(s, 200, "text/plain", b"ok"),
         ("GET", "/task") => serve_data(app, s, Endpoint::Task),
         ("GET", "/task/stats") => serve_data(app, s, Endpoint::TaskStats),
-        ("GET", "/") | ("GET", "/stats") => {
-            let t = app.clock.sample();
-            let task = app.task();
-            let body = match task.containers.iter().find(|c| c.running) {
-                None => Value::Null,
-                Some(c) if path == "/" => c.meta.clone(),
-                Some(c) => counters::container_stats(&task, c, &app.clock, t),
-            };
-            drop(task);
-            respond(s, 200, JSON, body.to_string().as_bytes())
-        }
         ("GET", "/control/fault") => match parse_fault(query) {
             Ok((kind, endpoint, count)) => {
                 app.set_fault(kind, endpoint, count);
-                respond(s, 200, JSON, app.state().to_string().as_bytes())
+                answer(s, 200, &app.state())
             }
-            Err(e) => respond(s, 400, JSON, json!(e).to_string().as_bytes()),
+            Err(e) => answer(s, 400, &json!(e)),
         },
         ("GET", "/control/clear") => {
             app.faults().clear();
             log::info!("faults cleared");
-            respond(s, 200, JSON, app.state().to_string().as_bytes())
+            answer(s, 200, &app.state())
         }
-        ("GET", "/control/state") => respond(s, 200, JSON, app.state().to_string().as_bytes()),
-        ("GET", "/control/credentials") => {
-            let valid = app.credentials().valid(credentials::now());
-            respond(s, 200, JSON, valid.to_string().as_bytes())
-        }
+        ("GET", "/control/state") => answer(s, 200, &app.state()),
+        ("GET", "/control/credentials") => answer(s, 200, &app.valid_credentials()),
         ("GET", p) if p.len() > 16 && p.starts_with("/v2/credentials/") => {
-            let authorization = credentials::header(&head, "authorization");
-            let (code, body) = app.credentials().answer(authorization, credentials::now());
-            respond(s, code, JSON, body.to_string().as_bytes())
+            let (code, body) = app.credentials(header(&head, "authorization"));
+            answer(s, code, &body)
         }
         ("GET", "/control/restart" | "/control/stop" | "/control/start" | "/control/health") => {
-            let done = parse_control(path, query).and_then(|(name, c)| app.control(&name, c));
-            match done {
-                Ok(()) => respond(s, 200, JSON, app.state().to_string().as_bytes()),
-                Err(e) => respond(s, 400, JSON, json!(e).to_string().as_bytes()),
+            match parse_control(path, query).and_then(|(name, c)| app.control(&name, c)) {
+                Ok(()) => answer(s, 200, &app.state()),
+                Err(e) => answer(s, 400, &json!(e)),
             }
         }
         ("GET", _) => respond(s, 404, JSON, br#""not found""#),
@@ -223,14 +113,7 @@ fn serve_data(app: &App, s: &mut TcpStream, endpoint: Endpoint) -> io::Result<()
     let body = match fault {
         Some(Kind::StatsNull) => "null".to_string(),
         Some(Kind::StatsEmpty) => "{}".to_string(),
-        _ => {
-            let task = app.task();
-            match endpoint {
-                Endpoint::Task => task.task_json(app.clock.sample()),
-                _ => counters::task_stats(&task, &app.clock, app.clock.sample()),
-            }
-            .to_string()
-        }
+        _ => app.data(endpoint).to_string(),
     };
     let half = &body.as_bytes()[..body.len() / 2];
     match fault {
@@ -239,7 +122,7 @@ fn serve_data(app: &App, s: &mut TcpStream, endpoint: Endpoint) -> io::Result<()
                 Endpoint::Task => "Unable to get task metadata",
                 _ => "Unable to get task stats",
             };
-            respond(s, code, JSON, json!(msg).to_string().as_bytes())
+            answer(s, code, &json!(msg))
         }
         Some(Kind::CloseMidBody) => {
             s.write_all(head(200, JSON, body.len()).as_bytes())?;
@@ -311,7 +194,7 @@ fn parse_control(path: &str, query: &str) -> Result<(String, Control), String> {
     Ok((name, control))
 }
 
-/// The first value of query parameter `name`, percent-decoded (`+` is a space).
+/// The first value of query parameter `name`, decoded.
 fn param(query: &str, name: &str) -> Option<String> {
     query
         .split('&')
@@ -320,31 +203,33 @@ fn param(query: &str, name: &str) -> Option<String> {
         .map(|(_, v)| decode(v))
 }
 
+/// Undoes a query's encoding: `+` is a space, `%XX` a byte (a `%` without two hex digits stays).
 fn decode(v: &str) -> String {
-    let bytes = v.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
+    let v = v.replace('+', " ");
+    let mut pieces = v.split('%');
+    let mut out = pieces.next().unwrap_or_default().as_bytes().to_vec();
+    for piece in pieces {
+        match piece.get(..2).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            Some(b) => {
                 out.push(b);
-                i += 3;
+                out.extend_from_slice(&piece.as_bytes()[2..]);
             }
-            (b'+', _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
+            None => {
+                out.push(b'%');
+                out.extend_from_slice(piece.as_bytes());
             }
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The value of header `name` (any case) in a request head.
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines()
+        .skip(1)
+        .filter_map(|line| line.split_once(':'))
+        .find(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
 }
 
 /// Read the request head (`None` if the peer sent nothing).
@@ -384,6 +269,11 @@ fn head(code: u16, content_type: &str, len: usize) -> String {
     format!(
         "HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
     )
+}
+
+/// A JSON answer.
+fn answer(s: &mut TcpStream, code: u16, body: &Value) -> io::Result<()> {
+    respond(s, code, JSON, body.to_string().as_bytes())
 }
 
 fn respond(s: &mut TcpStream, code: u16, content_type: &str, body: &[u8]) -> io::Result<()> {
@@ -435,84 +325,22 @@ mod tests {
         assert!(err("/control/health", "container=a&status=sick").contains("bad status \"sick\""));
     }
 
-    fn app(profile: &str, started_ago: u64) -> App {
-        let p = crate::profiles::find(profile).expect("profile");
-        let task = Task::load(p).expect("loads");
-        let (health, restart) = crate::life_targets(&task);
-        App {
-            task: Mutex::new(task),
-            faults: Mutex::new(Faults::default()),
-            clock: Clock::started_ago(started_ago, p.interval_secs, 0.0),
-            life: Some(Mutex::new(Life {
-                health,
-                restart,
-                until: 0.0,
-            })),
-            credentials: Mutex::new(Issuer::new(3600, None)),
-        }
-    }
-
-    fn meta(app: &App, name: &str, key: &str) -> Value {
-        let task = app.task();
-        let c = task.containers.iter().find(|c| c.name() == name);
-        c.map_or(Value::Null, |c| c.meta[key].clone())
-    }
-
-    #[test]
-    fn life_applies_the_due_events_at_their_own_times() {
-        // 130 s after start: unhealthy since 60 s, one restart at 120 s.
-        let app = app("fargate", 130);
-        app.advance_life();
-        let health = meta(&app, "ecs-exporter", "Health");
-        assert_eq!(health["status"], "UNHEALTHY");
-        assert_eq!(health["statusSince"], app.clock.timestamp(60.0).as_str());
-        assert_eq!(meta(&app, "prometheus", "RestartCount"), 1);
-        assert_eq!(
-            meta(&app, "prometheus", "StartedAt"),
-            app.clock.timestamp(120.0).as_str()
-        );
-        // Applied once: a second request at about the same time changes nothing.
-        app.advance_life();
-        assert_eq!(meta(&app, "prometheus", "RestartCount"), 1);
-    }
-
-    #[test]
-    fn life_goes_on_when_its_target_was_stopped() {
-        let app = app("ec2-bridge", 300);
-        app.apply("prometheus", Control::Stop(0), 1.0)
-            .expect("stop");
-        app.advance_life(); // the restart at 120 s is refused, and logged
-        assert_eq!(meta(&app, "prometheus", "RestartCount"), 0);
-        assert_eq!(meta(&app, "ecs-exporter", "Health")["status"], "HEALTHY");
-        assert_eq!(
-            meta(&app, "ecs-exporter", "Health")["statusSince"],
-            app.clock.timestamp(240.0).as_str()
-        );
-    }
-
-    #[test]
-    fn life_targets_are_the_health_checked_container_and_another_app_container() {
-        for (profile, health, restart) in [
-            ("fargate", "ecs-exporter", "prometheus"),
-            ("ec2-bridge", "ecs-exporter", "prometheus"),
-            ("managed-instances", "main", "ecs-exporter"),
-            ("ec2-awsvpc", "ecs-exporter", "main"),
-        ] {
-            let p = crate::profiles::find(profile).expect("profile");
-            let task = Task::load(p).expect("loads");
-            let got = crate::life_targets(&task);
-            assert_eq!(
-                (got.0.as_deref(), got.1.as_deref()),
-                (Some(health), Some(restart)),
-                "{profile}"
-            );
-        }
-    }
-
     #[test]
     fn query_values_are_percent_decoded() {
         assert_eq!(decode("a%20b+c%2"), "a b c%2");
         assert_eq!(param("x=1&y=%41", "y").as_deref(), Some("A"));
         assert_eq!(param("x=1", "y"), None);
+    }
+
+    #[test]
+    fn headers_are_found_in_any_case() {
+        let head = "GET /v2/credentials/x HTTP/1.1\r\nHost: h\r\nauthorization:  abc \r\n\r\n";
+        assert_eq!(header(head, "Authorization"), Some("abc"));
+        assert_eq!(header(head, "host"), Some("h"));
+        assert_eq!(header(head, "x-missing"), None);
+        assert_eq!(
+            header("GET /authorization: x HTTP/1.1\r\n\r\n", "authorization"),
+            None
+        );
     }
 }

@@ -11,14 +11,23 @@
 //! SigV4. It leaves out everything else of ECS (task metadata v3, the agent's
 //! introspection API, TLS).
 //!
-//! Paths: `/task`, `/task/stats`, `/` and `/stats` (first running container),
-//! `/healthz`, and the control plane (`http.rs`): `/control/fault`,
+//! Paths: `/task`, `/task/stats`, the control plane (`/control/fault`,
 //! `/control/clear`, `/control/restart`, `/control/stop`, `/control/start`,
-//! `/control/health`, `/control/state`, `/control/credentials`; and
-//! `/v2/credentials/<id>`. Counter semantics: `counters.rs`;
+//! `/control/health`, `/control/state`, `/control/credentials`) and
+//! `/v2/credentials/<id>`: `http.rs`. Counter semantics: `counters.rs`;
 //! the `--life` schedule: `life.rs`. On start it prints one line,
 //! `listening on http://<ip>:<port>`, to stdout; logs go to stderr.
+//!
+//! The modules, each importing only those above it: `clock.rs` (time) and
+//! `profiles.rs` (the fixtures); `container.rs` (one container, typed, and its
+//! JSON); `task.rs` (the task and its life); `counters.rs` (the stats);
+//! `faults.rs`, `life.rs` (the schedule) and `credentials.rs`; `app.rs` (the
+//! shared state); `http.rs` (the wire and the routes); this file (flags and
+//! wiring).
 
+mod app;
+mod clock;
+mod container;
 mod counters;
 mod credentials;
 mod faults;
@@ -31,7 +40,7 @@ use argh::FromArgs;
 use std::io::Write;
 use std::net::{TcpListener, ToSocketAddrs};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 #[derive(FromArgs)]
 /// Simulated Amazon ECS Task Metadata Endpoint v4 (test/demo tool): serves
@@ -73,8 +82,8 @@ struct Args {
     fault_endpoint: String,
 
     /// the task lives on its own (for demos): the health-checked container
-    /// turns unhealthy at 60 s + 300 s·k for 3 minutes; another container
-    /// restarts at 120 s + 360 s·k (seconds since start)
+    /// turns unhealthy for a while and another container restarts, on a fixed
+    /// schedule (logged at start)
     #[argh(switch)]
     life: bool,
 
@@ -186,29 +195,16 @@ fn run(args: Args) -> Result<ExitCode, String> {
     if let Some(n) = args.containers {
         task.resize(n)?;
     }
-    let life = args.life.then(|| {
-        let (health, restart) = life_targets(&task);
-        log::info!(
-            "life: {} turns unhealthy at 60 s + 300 s·k for 180 s; {} restarts at 120 s + 360 s·k",
-            health.as_deref().unwrap_or("(no health-checked container)"),
-            restart.as_deref().unwrap_or("(no other container)")
-        );
-        Mutex::new(life::Life {
-            health,
-            restart,
-            until: 0.0,
-        })
-    });
-    let app = Arc::new(http::App {
-        task: Mutex::new(task),
-        faults: Mutex::new(faults::Faults::default()),
-        clock: counters::Clock::new(profile.interval_secs, refresh),
+    let life = args.life.then(|| life::Life::new(&task));
+    if let Some(life) = &life {
+        log::info!("life: {}", life.describe());
+    }
+    let app = Arc::new(app::App::new(
+        task,
+        clock::Clock::new(profile.interval_secs, refresh),
         life,
-        credentials: Mutex::new(credentials::Issuer::new(
-            args.credentials_lifetime,
-            args.credentials_token,
-        )),
-    });
+        credentials::Issuer::new(args.credentials_lifetime, args.credentials_token),
+    ));
     for kind in kinds {
         app.set_fault(kind, endpoint, 0);
     }
@@ -226,40 +222,6 @@ fn run(args: Args) -> Result<ExitCode, String> {
         profile.name,
         app.task().containers.len()
     );
-
-    for conn in listener.incoming() {
-        let stream = match conn {
-            Ok(stream) => stream,
-            Err(e) => {
-                log::warn!("accept: {e}");
-                continue;
-            }
-        };
-        let app = Arc::clone(&app);
-        let spawned = std::thread::Builder::new().spawn(move || {
-            if let Err(e) = http::handle(&app, stream) {
-                log::debug!("connection: {e}");
-            }
-        });
-        if let Err(e) = spawned {
-            log::warn!("spawn: {e}");
-        }
-    }
+    http::serve(&listener, &app);
     Ok(ExitCode::SUCCESS)
-}
-
-/// `--life` targets: the profile's health-checked container, and the first running
-/// container that is neither it nor the pause container.
-fn life_targets(task: &task::Task) -> (Option<String>, Option<String>) {
-    let health = task
-        .containers
-        .iter()
-        .find(|c| c.name() == task.health_check)
-        .map(|c| c.name().to_string());
-    let restart = task
-        .containers
-        .iter()
-        .find(|c| c.running && c.meta["Type"] != "CNI_PAUSE" && c.name() != task.health_check)
-        .map(|c| c.name().to_string());
-    (health, restart)
 }

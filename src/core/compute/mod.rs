@@ -7,8 +7,11 @@
 //! about every 10 s) and the carried task totals.
 //!
 //! A poll goes: one [`Row`] per container of the task (its sample, its CPU window from `cpu.rs`,
-//! its disk counters from `disk.rs`); the `_task_` disk and network counters carried across the
-//! task's life by `totals.rs` (SPEC §3.1.1); then every family from the table in `families.rs`.
+//! its disk counters from `disk.rs`); the `_task_` values of the table's `carried` counters (disk
+//! and network) carried across the task's life by `totals.rs` (SPEC §3.1.1); then every family
+//! from the table in `families.rs`. The family filters (`Options::families`, SPEC §6) apply
+//! here: a family filtered out is not computed, nor are the totals it would carry, nor the CPU
+//! windows or disk sums when no family left needs them.
 //!
 //! Out of scope: I/O, clocks, the exporter's own families (`core::health`), formatting.
 
@@ -19,12 +22,14 @@ mod totals;
 
 use std::collections::HashMap;
 
+use crate::core::filter::MetricFilter;
 use crate::core::payload::{Container, Sample, Stats, Task};
 use crate::core::snapshot::{Snapshot, TaskTags, Value};
 
 use cpu::{Previous, Window};
 use disk::Io;
 pub use disk::device_mapper_majors;
+pub use families::names as family_names;
 pub use totals::Totals;
 use totals::{Combine, Reading};
 
@@ -52,6 +57,8 @@ impl Filter {
 pub struct Options {
     /// Which containers get per-container series.
     pub filter: Filter,
+    /// Which families are computed (SPEC §6); the others are left out of the snapshot.
+    pub families: MetricFilter,
     /// Block device majors of the device-mapper (layered devices: counted once), read from
     /// `/proc/devices` by the caller; see [`device_mapper_majors`].
     pub device_mapper: Vec<u64>,
@@ -61,6 +68,7 @@ impl From<Filter> for Options {
     fn from(filter: Filter) -> Options {
         Options {
             filter,
+            families: MetricFilter::default(),
             device_mapper: Vec::new(),
         }
     }
@@ -92,10 +100,9 @@ struct Row<'a> {
     window: Option<Window>,
     /// Disk counters over its devices, layered devices once.
     disk: Io,
-    /// Gets its `ecs_container_*` series.
+    /// Gets per-container series (`INCLUDE`/`EXCLUDE`); none of a family that reserves its name
+    /// (`_task_`) for the task.
     export: bool,
-    /// Gets its 2.x per-container series: exported, and not named like the task rows.
-    export_legacy: bool,
 }
 
 impl Row<'_> {
@@ -111,6 +118,8 @@ pub fn compute(
     history: &History,
     options: &Options,
 ) -> (Snapshot, History) {
+    let windows = families::need_windows(&options.families);
+    let disk = families::need_disk(&options.families);
     let rows: Vec<Row> = task
         .containers
         .iter()
@@ -118,20 +127,21 @@ pub fn compute(
             let sample = (meta.known_status != "STOPPED")
                 .then(|| stats.get(&meta.docker_id).and_then(Option::as_ref))
                 .flatten();
-            let export = options.filter.exports(&meta.name);
             Row {
                 meta,
                 sample,
                 window: sample
+                    .filter(|_| windows)
                     .and_then(|s| cpu::window_for(history.containers.get(&meta.docker_id), s)),
-                disk: sample.map_or_else(Io::default, |s| disk::io(s, &options.device_mapper)),
-                export,
-                export_legacy: export && meta.name != TASK_ROW,
+                disk: sample
+                    .filter(|_| disk)
+                    .map_or_else(Io::default, |s| disk::io(s, &options.device_mapper)),
+                export: options.filter.exports(&meta.name),
             }
         })
         .collect();
 
-    let (totals, task_counters) = task_counters(task, &rows, &history.totals);
+    let (totals, task_counters) = task_counters(task, &rows, &history.totals, &options.families);
     let next = History {
         containers: rows
             .iter()
@@ -148,18 +158,21 @@ pub fn compute(
         totals,
     };
 
-    let mut families = families::all(&families::Poll {
-        task,
-        rows: &rows,
-        task_counters: &task_counters,
-    });
+    let mut families = families::all(
+        &families::Poll {
+            task,
+            rows: &rows,
+            task_counters: &task_counters,
+        },
+        &options.families,
+    );
     // Absurd inputs (a limit of 1e-320 vCPU, 1e308 MiB) must not become `+Inf` samples.
     for family in &mut families {
         family
             .series
             .retain(|s| !matches!(s.value, Value::Float(v) if !v.is_finite()));
     }
-    let named_like_the_task = rows.iter().any(|r| r.export && !r.export_legacy);
+    let named_like_the_task = rows.iter().any(|r| r.export && r.meta.name == TASK_ROW);
     let warnings = named_like_the_task
         .then(|| {
             format!(
@@ -201,9 +214,15 @@ fn shared_network(task: &Task) -> bool {
         })
 }
 
-/// The `_task_` value of every disk and network counter series (by family and interface),
-/// carried across the task's life, and the totals for the next poll.
-fn task_counters(task: &Task, rows: &[Row], totals: &Totals) -> (Totals, Vec<(totals::Key, u64)>) {
+/// The `_task_` value of every series of the `carried` families (by family and interface), carried
+/// across the task's life, and the totals for the next poll.
+/// Only the families `keep` allows are carried: a filtered family keeps no state.
+fn task_counters(
+    task: &Task,
+    rows: &[Row],
+    totals: &Totals,
+    keep: &MetricFilter,
+) -> (Totals, Vec<(totals::Key, u64)>) {
     let network = if shared_network(task) {
         Combine::Largest
     } else {
@@ -213,7 +232,7 @@ fn task_counters(task: &Task, rows: &[Row], totals: &Totals) -> (Totals, Vec<(to
     for r in rows {
         let Some(sample) = r.sample else { continue };
         let container = r.meta.docker_id.as_str();
-        for (name, value) in families::disk_counters(&r.disk) {
+        for (name, value) in families::carried_disk_counters(&r.disk, keep) {
             readings.push(Reading {
                 container,
                 key: (name, String::new()),
@@ -222,7 +241,7 @@ fn task_counters(task: &Task, rows: &[Row], totals: &Totals) -> (Totals, Vec<(to
             });
         }
         for (interface, n) in &sample.networks {
-            for (name, value) in families::network_counters(n) {
+            for (name, value) in families::carried_network_counters(n, keep) {
                 readings.push(Reading {
                     container,
                     key: (name, interface.clone()),
@@ -433,6 +452,67 @@ mod tests {
         for v in values {
             assert!(v.is_finite(), "{v}");
         }
+    }
+
+    /// A family filtered out is not in the snapshot, and carries no totals; a CPU window is made
+    /// only when a family left needs one.
+    #[test]
+    fn filtered_families_are_neither_computed_nor_carried() {
+        use crate::core::filter::{List, MetricFilter, known_families};
+        let mut s = sample(10, 2 * S as u64, Some(20 * S as u64));
+        s.precpu = cpu(S as u64, Some(10 * S as u64));
+        s.networks = vec![("eth0".into(), crate::core::payload::Net::default())];
+        s.memory.usage = Some(100);
+        let stats: Stats = [("id".to_owned(), Some(s))].into_iter().collect();
+        let with = |list: List, entries: &str| {
+            let entries: Vec<String> = entries.split(',').map(str::to_owned).collect();
+            let options = Options {
+                families: MetricFilter::parse(list, &entries, &known_families()).unwrap(),
+                ..Options::default()
+            };
+            compute(&task(), &stats, &History::default(), &options)
+        };
+        let names = |snap: &Snapshot| snap.families.iter().map(|f| f.name).collect::<Vec<_>>();
+
+        let (all, all_history) = compute(&task(), &stats, &History::default(), &Options::default());
+        assert_eq!(names(&all).len(), family_names().count());
+        assert!(
+            all_history.totals.len() >= 8,
+            "the network counters are carried"
+        );
+
+        let (denied, history) = with(List::Deny, "ecs_task_network_*,ecs_task_cpu_limit");
+        let left = names(&denied);
+        assert_eq!(left.len(), family_names().count() - 9);
+        assert!(!left.iter().any(|n| n.starts_with("ecs_task_network_")));
+        assert!(!left.contains(&"ecs_task_cpu_limit"));
+        assert!(denied.family("ecs_task_mem_usage").is_some());
+        assert_eq!(
+            history.totals.len(),
+            0,
+            "nothing carried for a denied counter"
+        );
+        let ratio = denied.family("ecs_task_cpu_usage_ratio").unwrap();
+        assert_eq!(ratio.series.len(), 2, "app and _task_");
+
+        let (allowed, history) = with(List::Allow, "ecs_task_mem_*");
+        assert_eq!(
+            names(&allowed),
+            [
+                "ecs_task_mem_limit",
+                "ecs_task_mem_usage",
+                "ecs_task_mem_cache"
+            ]
+        );
+        assert_eq!(history.totals.len(), 0);
+        assert!(
+            history.containers.values().all(|p| p.window.is_none()),
+            "no family needs a CPU window"
+        );
+        assert_eq!(
+            allowed.family("ecs_task_mem_usage").unwrap().series.len(),
+            2
+        );
     }
 
     #[test]

@@ -19,7 +19,8 @@
 //!   candidates, so the task value does not fall back to an older reading of another container;
 //!   a drop of a container's own reading (a real reset of the interface) is carried.
 //!
-//! Out of scope: where the readings come from and what the series are called (`mod.rs`, `families.rs`).
+//! Out of scope: which counters are carried (the `carried` rows of `families.rs`), where the
+//! readings come from (`mod.rs`).
 
 /// How containers' values of one series make the task's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
