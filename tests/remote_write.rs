@@ -4,7 +4,8 @@
 //! - What arrives is what `/metrics` shows: one scrape is paired with its poll (through
 //!   `ecs_exporter_last_success_timestamp_seconds`, the poll's time) and every series of it is in
 //!   Prometheus at exactly that millisecond, with the same value and the scrape's labels plus
-//!   `job`, `instance` (the task id) and the added labels; nothing else is.
+//!   `job`, `instance` (the task id) and the added labels; nothing else is (a family the
+//!   `--metric-denylist` leaves out is in neither).
 //! - An outage of the receiver (Prometheus stopped for 20 s, started again on its TSDB) loses no
 //!   poll with the default buffer; with `--remote-write-buffer 5` the oldest requests are dropped
 //!   (counted) and the newest arrive.
@@ -108,7 +109,9 @@ fn every_series_of_a_scrape_arrives_at_its_poll_time_with_its_value_and_labels()
         ("env", "test"),
         ("container_name", "none"),
     ];
+    // The family filter (SPEC §6) holds for remote write as for /metrics.
     let mut args = vec!["--interval", "1", "--remote-write-url", &url];
+    args.extend(["--metric-denylist", "ecs_task_network_*"]);
     let flags: Vec<String> = added_flags
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
@@ -163,6 +166,11 @@ fn every_series_of_a_scrape_arrives_at_its_poll_time_with_its_value_and_labels()
     let extra: Vec<_> = stored.keys().filter(|l| !expected.contains(*l)).collect();
     assert!(extra.is_empty(), "series not on /metrics: {extra:?}");
 
+    let denied = |name: &&str| name.starts_with("ecs_task_network_");
+    assert!(
+        !s.samples.keys().any(|(n, _)| denied(&n.as_str())),
+        "the filter"
+    );
     let families: BTreeSet<&str> = stored
         .keys()
         .filter_map(|l| l.iter().find(|(k, _)| k == "__name__"))
@@ -170,6 +178,7 @@ fn every_series_of_a_scrape_arrives_at_its_poll_time_with_its_value_and_labels()
         .collect();
     let shown: BTreeSet<&str> = s.samples.keys().map(|(n, _)| n.as_str()).collect();
     assert_eq!(families, shown);
+    assert!(!families.iter().any(denied), "a denied family pushed");
     for family in [
         "ecs_exporter_remote_write_requests_total",
         "ecs_exporter_remote_write_samples_sent_total",
