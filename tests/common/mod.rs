@@ -1,9 +1,10 @@
 //! Helpers shared by the integration tests: fixtures, the pure pipeline, the 2.x family names, a
 //! strict parser of the text exposition, and the simulated endpoint and the exporter binary as
 //! processes. [`docker`] holds the Docker engine and static-build helpers, [`prometheus`] a real
-//! Prometheus server and promtool.
+//! Prometheus server and promtool, [`client`] a raw HTTP/1.1 client for the server's tests.
 #![allow(dead_code)]
 
+pub mod client;
 pub mod docker;
 pub mod prometheus;
 
