@@ -3,9 +3,10 @@
 //! processes. [`docker`] holds the Docker engine and static-build helpers, [`prometheus`] a real
 //! Prometheus server and promtool, [`statsd`] a DogStatsD receiver and line checker, [`receiver`]
 //! a Remote-Write receiver that answers as told, [`push`] the pushing exporter's counters, logs
-//! and Prometheus as its receiver.
+//! and Prometheus as its receiver, [`client`] a raw HTTP/1.1 client for the server's tests.
 #![allow(dead_code)]
 
+pub mod client;
 pub mod docker;
 pub mod prometheus;
 #[cfg(feature = "remote-write")]
