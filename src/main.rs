@@ -49,7 +49,9 @@ fn main() -> ExitCode {
             println!("{}", version::line());
             ExitCode::SUCCESS
         }
-        Command::Healthcheck(addr) if http::check_health(addr) => ExitCode::SUCCESS,
+        Command::Healthcheck(addr) if http::probe(addr, "/health") == Some(200) => {
+            ExitCode::SUCCESS
+        }
         Command::Healthcheck(_) => ExitCode::FAILURE,
         Command::Run(config) => match run(&config) {
             Ok(()) => ExitCode::SUCCESS,
@@ -97,7 +99,9 @@ fn run(config: &Config) -> Result<(), Failed> {
     }
     poller::spawn(config, Arc::clone(&state))
         .map_err(|e| Failed::Run(format!("cannot start the poller: {e}")))?;
-    let server = http::spawn(listener, Arc::clone(&state), routes::route)
+    let shared = Arc::clone(&state);
+    let handler = move |request: &http::Request| routes::route(request, &shared);
+    let server = http::spawn(listener, http::Limits::default(), handler)
         .map_err(|e| Failed::Run(format!("cannot start the server: {e}")))?;
     log::info!(
         "serving http://{}/metrics; polling {} every {:?}{}{}",

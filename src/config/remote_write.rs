@@ -24,8 +24,9 @@ pub struct RemoteWrite {
     /// `--remote-write-label` / `REMOTE_WRITE_LABELS`, in the order given.
     pub labels: Vec<(String, String)>,
     pub auth: Auth,
-    /// PEM CA certificates trusted besides the bundled public roots.
-    pub ca_file: Option<PathBuf>,
+    /// PEM CA certificates trusted besides the bundled public roots, and the flag or variable
+    /// that named them.
+    pub ca_file: Option<(PathBuf, String)>,
     pub timeout: Duration,
     /// Requests kept while the receiver is away.
     pub buffer: usize,
@@ -150,12 +151,12 @@ pub(super) fn resolve(lookup: &Lookup, flags: Flags) -> Result<Option<RemoteWrit
             "remote-write-ca-file",
             &["REMOTE_WRITE_CA_FILE"],
         )
-        .map(|raw| PathBuf::from(raw.value.trim()));
+        .map(|raw| (PathBuf::from(raw.value.trim()), raw.source));
     if scheme == "http"
-        && let Some(path) = &ca_file
+        && let Some((path, source)) = &ca_file
     {
         return Err(ConfigError(format!(
-            "a CA file ({}) is set but the remote-write URL is plain http: use https://",
+            "a CA file ({source} {}) is set but the remote-write URL is plain http: use https://",
             path.display()
         )));
     }
@@ -268,10 +269,13 @@ fn auth(lookup: &Lookup, flags: &Flags, host: &str) -> Result<Auth, ConfigError>
             false,
         )?;
     let basic = match (username, password) {
-        (Some(user), Some((_, password))) => Some(Auth::Basic {
-            username: user.value,
-            password,
-        }),
+        (Some(user), Some((source, password))) => Some((
+            Auth::Basic {
+                username: user.value,
+                password,
+            },
+            source,
+        )),
         (Some(_), None) => {
             return Err(ConfigError(
                 "REMOTE_WRITE_USERNAME is set without REMOTE_WRITE_PASSWORD or \
@@ -286,16 +290,22 @@ fn auth(lookup: &Lookup, flags: &Flags, host: &str) -> Result<Auth, ConfigError>
         }
         (None, None) => None,
     };
-    let methods: Vec<&str> = [
-        (basic.is_some(), "basic auth (REMOTE_WRITE_USERNAME)"),
-        (
-            bearer.is_some(),
-            "a bearer token (REMOTE_WRITE_BEARER_TOKEN)",
-        ),
-        (sigv4, "SigV4 (--remote-write-sigv4)"),
+    let sigv4_source = if flags.sigv4 {
+        "--remote-write-sigv4"
+    } else {
+        "REMOTE_WRITE_SIGV4"
+    };
+    let methods: Vec<String> = [
+        basic
+            .as_ref()
+            .map(|(_, source)| format!("basic auth (REMOTE_WRITE_USERNAME, {source})")),
+        bearer
+            .as_ref()
+            .map(|(source, _)| format!("a bearer token ({source})")),
+        sigv4.then(|| format!("SigV4 ({sigv4_source})")),
     ]
     .into_iter()
-    .filter_map(|(set, name)| set.then_some(name))
+    .flatten()
     .collect();
     if methods.len() > 1 {
         return Err(ConfigError(format!(
@@ -303,7 +313,7 @@ fn auth(lookup: &Lookup, flags: &Flags, host: &str) -> Result<Auth, ConfigError>
             methods.join(", ")
         )));
     }
-    if let Some(basic) = basic {
+    if let Some((basic, _)) = basic {
         return Ok(basic);
     }
     if let Some((_, token)) = bearer {

@@ -77,7 +77,7 @@ impl Transport {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Transport, String> {
         let tls = match &config.ca_file {
-            Some(path) => ca_file(path)?,
+            Some((path, source)) => ca_file(path, source)?,
             None => Tls::new(None)?,
         };
         let settings = Agent::config_builder()
@@ -225,8 +225,8 @@ fn split_url(url: &str) -> (String, String, String) {
 
 /// The public roots plus the CA certificates of a PEM file; an unreadable file, or one without
 /// a certificate, is an error naming it.
-fn ca_file(path: &Path) -> Result<Tls, String> {
-    let shown = format!("remote-write CA file {}", path.display());
+fn ca_file(path: &Path, source: &str) -> Result<Tls, String> {
+    let shown = format!("remote-write CA file {} ({source})", path.display());
     let pem = std::fs::read(path).map_err(|e| format!("cannot read the {shown}: {e}"))?;
     Tls::new(Some(&pem)).map_err(|e| format!("the {shown} {e}"))
 }
@@ -366,10 +366,13 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("empty.pem");
         std::fs::write(&file, "not a pem\n").unwrap();
-        let err = ca_file(&file).unwrap_err();
-        assert!(err.ends_with("empty.pem holds no certificate"), "{err}");
+        let err = ca_file(&file, "REMOTE_WRITE_CA_FILE").unwrap_err();
         assert!(
-            ca_file(&dir.join("missing.pem"))
+            err.ends_with("empty.pem (REMOTE_WRITE_CA_FILE) holds no certificate"),
+            "{err}"
+        );
+        assert!(
+            ca_file(&dir.join("missing.pem"), "--remote-write-ca-file")
                 .unwrap_err()
                 .starts_with("cannot read the remote-write CA file")
         );

@@ -218,7 +218,7 @@ impl State {
         self.remote_write.as_ref()
     }
 
-    /// SIGTERM/SIGINT: the server stops accepting, the outputs stop waiting.
+    /// SIGTERM/SIGINT: the outputs stop waiting (the HTTP server has its own stop).
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         // Taking the lock orders the flag before any waiter's next check.

@@ -1,11 +1,18 @@
 //! Helpers shared by the integration tests: fixtures, the pure pipeline, the 2.x family names, a
 //! strict parser of the text exposition, and the simulated endpoint and the exporter binary as
 //! processes. [`docker`] holds the Docker engine and static-build helpers, [`prometheus`] a real
-//! Prometheus server and promtool, [`statsd`] a DogStatsD receiver and line checker.
+//! Prometheus server and promtool, [`statsd`] a DogStatsD receiver and line checker, [`receiver`]
+//! a Remote-Write receiver that answers as told, [`push`] the pushing exporter's counters, logs
+//! and Prometheus as its receiver, [`client`] a raw HTTP/1.1 client for the server's tests.
 #![allow(dead_code)]
 
+pub mod client;
 pub mod docker;
 pub mod prometheus;
+#[cfg(feature = "remote-write")]
+pub mod push;
+#[cfg(feature = "remote-write")]
+pub mod receiver;
 pub mod statsd;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -340,6 +347,30 @@ pub fn exchange(addr: SocketAddr, request: &str) -> std::io::Result<(u16, String
     Ok((status, head.to_owned(), body.to_owned()))
 }
 
+/// Whether the tests run in CI (`CI=true`), where a missing tool fails a test instead of
+/// skipping it.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
+/// A tool the test needs is missing: fails the test under `CI=true`, else prints one line
+/// `skipping: <why>` (the caller then returns).
+pub fn skip(why: &str) {
+    assert!(!in_ci(), "{why} (CI=true: the test must run)");
+    eprintln!("skipping: {why}");
+}
+
+/// Whether `program` runs with `args` and exits 0 (a presence probe, output discarded).
+pub fn runs(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// Polls `check` every 20 ms until it is true or `timeout` passes.
 pub fn wait_for(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
@@ -565,6 +596,34 @@ impl Exporter {
         // The drain thread ends at EOF; give it a moment to take the last lines.
         std::thread::sleep(Duration::from_millis(50));
         self.logs.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits (at most `timeout`) for the exit: (exit code, time it took).
+    pub fn terminate(&mut self, timeout: Duration) -> (Option<i32>, Duration) {
+        let started = Instant::now();
+        let pid = self.child.id().to_string();
+        assert!(
+            runs("kill", &["-s", "TERM", &pid]),
+            "kill -s TERM {pid} failed"
+        );
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // The drain thread ends at EOF; give it a moment to take the last lines.
+                std::thread::sleep(Duration::from_millis(50));
+                return (status.code(), started.elapsed());
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "no exit {timeout:?} after SIGTERM:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Whether the process still runs.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// What the exporter logged so far, while it runs.

@@ -1,12 +1,14 @@
 //! A real Prometheus server and promtool, for the tests that need them: a temp dir, the server
 //! (config and TSDB in that dir, on a free 127.0.0.1 port, killed on drop) and its HTTP API,
 //! plus the version and presence probes the tests use to skip where they are not installed. It
-//! leaves out what a test configures or checks.
+//! can be stopped and restarted on the same port and TSDB (an outage), and asked through another
+//! client (TLS, basic auth). It leaves out what a test configures or checks.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -66,47 +68,79 @@ pub fn promtool_installed() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// A Prometheus server on 127.0.0.1 with its config and TSDB in a temp dir; killed on drop.
+/// How the tests talk to a Prometheus: `GET path` → (status, body). The default is plain HTTP
+/// ([`get`]); one behind TLS and basic auth (`--web.config.file`) needs a client of the test's.
+pub type Getter = Arc<dyn Fn(SocketAddr, &str) -> std::io::Result<(u16, String)> + Send + Sync>;
+
+/// A Prometheus server on 127.0.0.1 with its config and TSDB in a temp dir; killed on drop. It
+/// can be stopped and started again on the same port and TSDB.
 pub struct Prometheus {
     child: Child,
     pub addr: SocketAddr,
     pub dir: TempDir,
+    /// Flags beyond config, TSDB, address and log level.
+    flags: Vec<String>,
+    get: Getter,
 }
 
 impl Prometheus {
     /// Starts Prometheus with this configuration (YAML) and waits until it is ready.
     pub fn start(config: &str) -> Prometheus {
+        Prometheus::start_with(config, &[], None)
+    }
+
+    /// Starts it with extra flags (e.g. `--web.enable-remote-write-receiver`), asking through
+    /// `get` (when given) instead of plain HTTP, and waits until it is ready.
+    pub fn start_with(config: &str, flags: &[&str], get: Option<Getter>) -> Prometheus {
         let dir = TempDir::new();
-        let config_path = dir.0.join("prometheus.yml");
-        std::fs::write(&config_path, config).expect("write config");
-        let log = std::fs::File::create(dir.0.join("prometheus.log")).expect("log file");
-        let port = free_port();
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.0.join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .arg("--log.level=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("start prometheus");
-        let mut prometheus = Prometheus { child, addr, dir };
-        let ready = wait_for(Duration::from_secs(15), || {
-            matches!(get(addr, "/-/ready"), Ok((200, _)))
+        std::fs::write(dir.0.join("prometheus.yml"), config).expect("write config");
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let flags: Vec<String> = flags.iter().map(|f| (*f).to_owned()).collect();
+        let child = spawn(&dir, addr, &flags);
+        let mut prometheus = Prometheus {
+            child,
+            addr,
+            dir,
+            flags,
+            get: get.unwrap_or_else(|| Arc::new(get_plain)),
+        };
+        prometheus.wait_ready();
+        prometheus
+    }
+
+    /// SIGTERM, and waits until it has exited (its TSDB closed).
+    pub fn stop(&mut self) {
+        let pid = self.child.id().to_string();
+        assert!(super::runs("kill", &["-s", "TERM", &pid]), "kill {pid}");
+        let exited = wait_for(Duration::from_secs(30), || {
+            !matches!(self.child.try_wait(), Ok(None))
         });
-        if !ready {
-            let status = prometheus.child.try_wait();
+        assert!(exited, "prometheus did not exit 30 s after SIGTERM");
+    }
+
+    /// Starts it again after [`Prometheus::stop`]: same flags, port and TSDB.
+    pub fn restart(&mut self) {
+        assert!(
+            !matches!(self.child.try_wait(), Ok(None)),
+            "restart of a running prometheus"
+        );
+        self.child = spawn(&self.dir, self.addr, &self.flags);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let (addr, get) = (self.addr, Arc::clone(&self.get));
+        let ready = wait_for(Duration::from_secs(30), || {
+            !matches!(self.child.try_wait(), Ok(None))
+                || matches!(get(addr, "/-/ready"), Ok((200, _)))
+        });
+        if !ready || !matches!(self.child.try_wait(), Ok(None)) {
+            let status = self.child.try_wait();
             panic!(
                 "prometheus not ready on {addr} ({status:?}):\n{}",
-                prometheus.log()
+                self.log()
             );
         }
-        prometheus
     }
 
     pub fn log(&self) -> String {
@@ -115,7 +149,8 @@ impl Prometheus {
 
     /// `GET path` → the `data` of a successful API answer.
     pub fn api(&self, path: &str) -> Value {
-        let (status, body) = get(self.addr, path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let (status, body) =
+            (self.get)(self.addr, path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
         let json: Value = serde_json::from_str(&body)
             .unwrap_or_else(|e| panic!("GET {path}: {status} {e}: {body}"));
         assert_eq!(
@@ -161,6 +196,36 @@ impl Drop for Prometheus {
     }
 }
 
+/// Starts `prometheus` with its config, TSDB and log in `dir`, listening on `addr`.
+fn spawn(dir: &TempDir, addr: SocketAddr, flags: &[String]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.0.join("prometheus.log"))
+        .expect("log file");
+    Command::new("prometheus")
+        .arg(format!(
+            "--config.file={}",
+            dir.0.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.0.join("data").display()
+        ))
+        .arg(format!("--web.listen-address={addr}"))
+        .arg("--log.level=warn")
+        .args(flags)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("start prometheus")
+}
+
+fn get_plain(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    get(addr, path)
+}
+
 /// GET over HTTP/1.0 (so Go answers without chunked encoding): (status, body).
 pub fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
     let (status, _, body) = super::exchange(
@@ -182,7 +247,8 @@ pub fn encode(s: &str) -> String {
         .collect()
 }
 
-/// A sample's value from the API (`[ts, "value"]`) as f64 (Go writes the shortest round trip).
+/// A sample's value from the API (`[ts, "value"]`) as f64 (Go writes the shortest round trip;
+/// `NaN`, `+Inf`, `-Inf` as such).
 pub fn sample_value(pair: &Value) -> f64 {
     pair[1]
         .as_str()
@@ -197,4 +263,31 @@ pub fn sample_millis(pair: &Value) -> i64 {
         .unwrap_or_else(|| panic!("bad sample {pair}"))
         * 1000.0)
         .round() as i64
+}
+
+/// One series of a query's result: its labels (`__name__` among them) and its samples as
+/// (milliseconds, value), from an instant vector (`value`) or a range (`values`).
+pub type Series = (BTreeMap<String, String>, Vec<(i64, f64)>);
+
+pub fn series(result: &[Value]) -> Vec<Series> {
+    result
+        .iter()
+        .map(|r| {
+            let labels = r["metric"]
+                .as_object()
+                .unwrap_or_else(|| panic!("no metric in {r}"))
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
+                .collect();
+            let pairs = match r.get("values") {
+                Some(values) => values.as_array().expect("values").clone(),
+                None => vec![r["value"].clone()],
+            };
+            let samples = pairs
+                .iter()
+                .map(|p| (sample_millis(p), sample_value(p)))
+                .collect();
+            (labels, samples)
+        })
+        .collect()
 }

@@ -187,7 +187,7 @@ fn bad_remote_write_settings_are_refused_with_one_line_naming_them() {
                 ("REMOTE_WRITE_USERNAME", "u"),
                 ("REMOTE_WRITE_PASSWORD", "p"),
             ],
-            "basic auth (REMOTE_WRITE_USERNAME), a bearer token (REMOTE_WRITE_BEARER_TOKEN)",
+            "basic auth (REMOTE_WRITE_USERNAME, REMOTE_WRITE_PASSWORD), a bearer token (REMOTE_WRITE_BEARER_TOKEN)",
         ),
         (
             &[],
