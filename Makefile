@@ -6,8 +6,9 @@
 #   make fleet   N simulated tasks (N=10), one exporter each, one Prometheus: measured (stdout)
 #   make bench-tiny-http   tiny_http 0.12.0 vs our HTTP server (accept errors, idle connections)
 #   make static  static musl release binary (static-arm64: Graviton)
-#   make dist    release archives for amd64 and arm64 with sha256sums.txt, in dist/
+#   make dist    release archives for amd64 and arm64, their SBOMs and sha256sums.txt, in dist/
 #   make image   the FROM scratch image (ARCH=arm64: the Graviton one, tagged VERSION-arm64)
+#   make push REGISTRY=host:port   both images to a registry, joined under one multi-arch tag
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -26,10 +27,28 @@ COMMIT := $(or $(strip $(ECS_EXPORTER_COMMIT)),$(shell git ls-files --error-unma
 # The archives' file times: the last commit's time unless SOURCE_DATE_EPOCH is set.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
 DIST ?= dist
+# Kept from cargo: `cargo test` gives the tests it runs the package's build variables
+# (CARGO_PKG_*, CARGO_MANIFEST_*, OUT_DIR, ...), and the tests run make; ring's build script
+# watches some of them and SOURCE_DATE_EPOCH (for its C compiler), so a build from a test and one
+# from a shell, or with another SOURCE_DATE_EPOCH, rebuilt ring and all after it (a minute or two
+# per target) each time they took turns. Cargo sets the first for what it builds; the binaries do
+# not depend on the second, which dates the archives and the SBOMs (passed to them explicitly).
+unexport $(filter CARGO_PKG_% CARGO_MANIFEST_% CARGO_CRATE_NAME CARGO_PRIMARY_PACKAGE \
+  CARGO_BIN_EXE_% OUT_DIR,$(.VARIABLES)) SOURCE_DATE_EPOCH
 ARCH ?= amd64
 TRIPLE_amd64 := $(AMD64)
 TRIPLE_arm64 := $(ARM64)
 IMAGE ?= ecs-container-exporter:$(VERSION)$(if $(filter-out amd64,$(ARCH)),-$(ARCH))
+REGISTRY ?=
+INSECURE ?= auto
+# The release tools, from crates.io, pinned: cargo-auditable embeds the dependency list in the
+# static binaries, cargo-cyclonedx writes the SBOMs. The targets that need one install it
+# (`cargo install --locked`, a few minutes once) when cargo lists another version or none.
+AUDITABLE_VERSION := 0.7.7
+CYCLONEDX_VERSION := 0.5.9
+tool = $(CARGO) install --list | grep -qx 'cargo-$(1) v$(2):' || { \
+  echo "installing cargo-$(1) $(2) from crates.io (a few minutes, once)"; \
+  $(CARGO) install --locked --quiet cargo-$(1) --version $(2); }
 
 ifneq ($(filter image,$(MAKECMDGOALS)),)
 ifeq ($(TRIPLE_$(ARCH)),)
@@ -38,7 +57,7 @@ endif
 endif
 
 .PHONY: demo demo-prometheus test lint bench bench-tiny-http soak fleet fuzz static static-amd64 \
-  static-arm64 dist dist-amd64 dist-arm64 image clean
+  static-arm64 dist dist-amd64 dist-arm64 image push clean
 
 # scripts/demo.sh checks the ports first, builds, starts everything on 127.0.0.1 and stops all
 # of it on Ctrl-C (see the script's header).
@@ -84,9 +103,13 @@ bench-tiny-http:
 soak:
 	bash tests/bench/soak.sh
 
+# `cargo auditable build`: the binary carries its dependency list (name, version, source of every
+# crate in it, compressed JSON in the ELF section .dep-v0, kept by `strip`), which scanners
+# (trivy, grype, syft, osv-scanner, `cargo audit bin`) read from a deployed binary.
 static:
 	rustup target list --installed | grep -qx $(AMD64) || rustup target add $(AMD64)
-	$(CARGO) build --profile dist --target $(AMD64) --bin ecs-container-exporter $(FEATURES)
+	@$(call tool,auditable,$(AUDITABLE_VERSION))
+	$(CARGO) auditable build --profile dist --target $(AMD64) --bin ecs-container-exporter $(FEATURES)
 	@ls -l $${CARGO_TARGET_DIR:-target}/$(AMD64)/dist/ecs-container-exporter
 
 # aarch64 (Graviton) links with the rust-lld and the musl CRT objects the Rust toolchain ships.
@@ -98,20 +121,25 @@ ARM64_CC = CC_aarch64_unknown_linux_musl=clang \
   AR_aarch64_unknown_linux_musl=llvm-ar
 static-arm64:
 	rustup target list --installed | grep -qx $(ARM64) || rustup target add $(ARM64)
+	@$(call tool,auditable,$(AUDITABLE_VERSION))
 	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld $(ARM64_CC) \
-	  $(CARGO) build --profile dist --target $(ARM64) --bin ecs-container-exporter $(FEATURES)
+	  $(CARGO) auditable build --profile dist --target $(ARM64) --bin ecs-container-exporter $(FEATURES)
 	@ls -l $${CARGO_TARGET_DIR:-target}/$(ARM64)/dist/ecs-container-exporter
 
 static-amd64: static
 
 # Release archives, node_exporter's layout: ecs-container-exporter-VERSION.linux-ARCH.tar.gz
-# holding one directory of that name with the binary, LICENSE and README.md; sha256sums.txt
-# beside them (`sha256sum -c sha256sums.txt`). Reproducible: names sorted, every mtime
+# holding one directory of that name with the binary, LICENSE and README.md; beside each its
+# CycloneDX SBOM, ecs-container-exporter-VERSION.linux-ARCH.cdx.json; sha256sums.txt over all
+# four (`sha256sum -c sha256sums.txt`). Reproducible: names sorted, every mtime
 # SOURCE_DATE_EPOCH, owner and group 0, modes 0755/0644 whatever the umask, gzip without a name
-# or time. dist-amd64 and dist-arm64 write one archive each (and no sums). DIST= sets the folder.
+# or time; the SBOM dated SOURCE_DATE_EPOCH, without a serial number, and naming the checkout
+# `.` rather than its absolute path. dist-amd64 and dist-arm64 write one archive and its SBOM
+# each (and no sums). DIST= sets the folder.
+DIST_FILES = $(foreach a,amd64 arm64,ecs-container-exporter-$(VERSION).linux-$(a).tar.gz \
+  ecs-container-exporter-$(VERSION).linux-$(a).cdx.json)
 dist: dist-amd64 dist-arm64
-	cd $(DIST) && sha256sum ecs-container-exporter-$(VERSION).linux-amd64.tar.gz \
-	  ecs-container-exporter-$(VERSION).linux-arm64.tar.gz > sha256sums.txt && cat sha256sums.txt
+	cd $(DIST) && sha256sum $(DIST_FILES) > sha256sums.txt && cat sha256sums.txt
 
 dist-amd64: static
 dist-arm64: static-arm64
@@ -128,7 +156,22 @@ dist-amd64 dist-arm64:
 	  --owner=0 --group=0 --numeric-owner --mode=u=rwX,go=rX "$$name" | \
 	  gzip -9n > "$(DIST)/$$name.tar.gz.part" && \
 	mv "$(DIST)/$$name.tar.gz.part" "$(DIST)/$$name.tar.gz"
-	@ls -l $(DIST)/ecs-container-exporter-$(VERSION).linux-$(@:dist-%=%).tar.gz
+	@$(call tool,cyclonedx,$(CYCLONEDX_VERSION))
+	$(call SBOM,$(TRIPLE_$(@:dist-%=%)),$(DIST)/ecs-container-exporter-$(VERSION).linux-$(@:dist-%=%).cdx.json)
+	@ls -l $(DIST)/ecs-container-exporter-$(VERSION).linux-$(@:dist-%=%).{tar.gz,cdx.json}
+
+# $(call SBOM,triple,file): the SBOM of the ecs-container-exporter binary for that target, with
+# the features of the build ($(FEATURES)). cargo-cyclonedx writes NAME_bin.cdx.json for every
+# binary beside Cargo.toml, so runs take turns (flock on Cargo.toml) and move theirs away; the
+# checkout's absolute path in the package's bom-ref becomes `.` (the tool's own purl says
+# file://. too).
+SBOM = flock Cargo.toml bash -c 'set -euo pipefail; \
+  trap "rm -f ecs-container-exporter_bin.cdx.json ecs-task-sim_bin.cdx.json" EXIT; \
+  SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(CARGO) cyclonedx --quiet --format json \
+    --spec-version 1.5 --describe binaries --target $(1) $(FEATURES); \
+  sed -E "s|\"path\+file://[^\"\#]*\#|\"path+file://.\#|g" ecs-container-exporter_bin.cdx.json \
+    > "$(2).part"; \
+  mv "$(2).part" "$(2)"'
 
 # The image of one architecture (ARCH=amd64 or arm64), from the static binary built on the host.
 # The build context is a tar of Dockerfile.scratch and that binary only, piped to
@@ -142,6 +185,14 @@ image: static-$(ARCH)
 	    --build-arg VERSION=$(VERSION) --build-arg REVISION=$(COMMIT) \
 	    --build-arg 'SOURCE=$(SOURCE)' -t $(IMAGE) -
 	@docker image ls $(IMAGE)
+
+# Both images to REGISTRY (host[:port][/path]) as ecs-container-exporter:VERSION-amd64 and
+# :VERSION-arm64, joined into the multi-architecture tag :VERSION (docker manifest create and
+# push). INSECURE=1: a plain-HTTP registry (auto: on for a loopback one). scripts/push.sh
+# checks REGISTRY and that it is reachable first, and leaves nothing tagged when a step fails.
+push:
+	@REGISTRY='$(REGISTRY)' VERSION='$(VERSION)' INSECURE='$(INSECURE)' MAKE='$(MAKE)' \
+	  bash scripts/push.sh
 
 clean:
 	$(CARGO) clean

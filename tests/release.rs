@@ -2,24 +2,31 @@
 //! records (from git, a git worktree, `ECS_EXPORTER_COMMIT`, or unknown outside git); the same
 //! version and commit in `ecs_exporter_build_info`; the LICENSE; the `make dist` archives (layout,
 //! `sha256sum -c`, fixed owners, modes and times, byte-identical across two builds of one commit,
-//! `SOURCE_DATE_EPOCH` respected); and the arm64 image (`make image ARCH=arm64`: config
-//! `linux/arm64`, the labels, one file).
+//! `SOURCE_DATE_EPOCH` respected); what each release is made of (issue 18): the CycloneDX SBOM
+//! beside each archive (in `sha256sums.txt`, dated `SOURCE_DATE_EPOCH`, byte-identical across
+//! the two builds, listing the crates the binary embeds with Cargo.lock's checksums), and the
+//! dependency list `cargo auditable` embeds in both static binaries (the `.dep-v0` ELF section,
+//! read back here and compared with Cargo.lock and with what `cargo metadata` resolves for the
+//! target); and the arm64 image (`make image ARCH=arm64`: config `linux/arm64`, the labels, one
+//! file).
 //!
 //! The second build of the reproducibility test is a clean one (a fresh `CARGO_TARGET_DIR`, umask
 //! 077), for amd64 only: 45 to 95 s on the two shared cores of the development machine. Tests
 //! that need a missing musl target or no Docker engine print why on stderr and pass; the
-//! build-script tests that make repositories need `git`.
+//! build-script tests that make repositories need `git`. Reading the embedded list needs
+//! `python3` (its zlib): without it that test prints why and passes, and under `CI=true` fails.
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Instant;
 
 use common::docker::{
-    AMD64, ARM64, Cleanup, TarEntry, built_commit, check_image_config, dist_binary, git_commit,
-    image_own_files, inspect, make, manifest_dir, no_engine, rustc, tar_entries, target_ready,
+    AMD64, ARM64, Cleanup, TarEntry, built_commit, check_image_config, dist_binary, find_in_path,
+    git_commit, image_own_files, inspect, make, manifest_dir, no_engine, rustc, tar_entries,
+    target_ready, unavailable,
 };
 use common::{EXPORTER, Exporter, Sim};
 
@@ -497,22 +504,26 @@ fn dist_archives_hold_binary_license_and_readme_and_their_sums_check() {
     assert_eq!(
         names,
         [
+            format!("{}.cdx.json", archive_name("amd64")),
             format!("{}.tar.gz", archive_name("amd64")),
+            format!("{}.cdx.json", archive_name("arm64")),
             format!("{}.tar.gz", archive_name("arm64")),
             "sha256sums.txt".to_owned()
         ]
     );
-    // What the README tells a user to run.
+    // What the README tells a user to run: the sums cover the archives and the SBOMs.
     let check = run(Command::new("sha256sum")
         .args(["-c", "sha256sums.txt"])
         .current_dir(&temp.0));
     assert_eq!(
         String::from_utf8_lossy(&check.stdout),
-        format!(
-            "{}.tar.gz: OK\n{}.tar.gz: OK\n",
-            archive_name("amd64"),
-            archive_name("arm64")
-        )
+        ["amd64", "arm64"]
+            .iter()
+            .flat_map(|a| [
+                format!("{}.tar.gz: OK\n", archive_name(a)),
+                format!("{}.cdx.json: OK\n", archive_name(a))
+            ])
+            .collect::<String>()
     );
 
     let license = std::fs::read(manifest_dir().join("LICENSE")).expect("LICENSE");
@@ -566,6 +577,15 @@ fn dist_archives_hold_binary_license_and_readme_and_their_sums_check() {
             std::fs::metadata(&archive).expect("archive").len(),
             binary.len()
         );
+
+        // The SBOM beside it describes this binary: the crates it embeds, for its target.
+        let sbom = temp.0.join(format!("{top}.cdx.json"));
+        let embedded = if python3_ready() {
+            Some(embedded_packages(&binary, triple))
+        } else {
+            None
+        };
+        check_sbom(&sbom, triple, epoch, embedded.as_ref());
     }
 
     // The amd64 binary out of its archive says which commit it was built from.
@@ -625,9 +645,17 @@ fn two_builds_of_one_commit_give_identical_archives_dated_by_source_date_epoch()
         }
         panic!("{name}: the archives differ, members and headers do not");
     }
+    let sbom = format!("{}.cdx.json", archive_name("amd64"));
+    assert!(
+        std::fs::read(first.join(&sbom)).expect("first SBOM")
+            == std::fs::read(second.join(&sbom)).expect("second SBOM"),
+        "{sbom}: the SBOMs of the two builds differ"
+    );
     let sums = run(Command::new("sha256sum")
         .arg(first.join(&name))
-        .arg(second.join(&name)));
+        .arg(second.join(&name))
+        .arg(first.join(&sbom))
+        .arg(second.join(&sbom)));
     eprintln!("{}", String::from_utf8_lossy(&sums.stdout).trim());
 
     // SOURCE_DATE_EPOCH dates every member; a value that is not Unix seconds is refused.
@@ -642,6 +670,11 @@ fn two_builds_of_one_commit_give_identical_archives_dated_by_source_date_epoch()
     assert!(
         entries.iter().all(|e| e.mtime == 1_000_000_000),
         "{entries:?}"
+    );
+    assert_eq!(
+        sbom_json(&third.join(&sbom))["metadata"]["timestamp"],
+        "2001-09-09T01:46:40.000000000Z",
+        "the SBOM is dated SOURCE_DATE_EPOCH"
     );
     let refused = Command::new("make")
         .arg("-C")
@@ -659,6 +692,375 @@ fn two_builds_of_one_commit_give_identical_archives_dated_by_source_date_epoch()
         "{stderr}"
     );
     assert!(!temp.0.join("fourth").exists(), "nothing written");
+}
+
+// ---------------------------------------------------------------------------------------------
+// What each release is made of: the dependency list in the binaries, the SBOMs.
+
+/// A crate as Cargo.lock, the embedded list or `cargo metadata` name it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Crate {
+    name: String,
+    version: String,
+    /// Cargo.lock's `source` (`registry+https://github.com/rust-lang/crates.io-index`, ...);
+    /// `None` for this package.
+    source: Option<String>,
+}
+
+const CRATES_IO: &str = "registry+https://github.com/rust-lang/crates.io-index";
+
+/// One `[[package]]` of Cargo.lock.
+#[derive(Debug)]
+struct Locked {
+    krate: Crate,
+    checksum: Option<String>,
+    /// As Cargo.lock writes them: `name`, or `name version` where two versions are locked.
+    dependencies: Vec<String>,
+}
+
+/// Cargo.lock's packages, read line by line (its format is cargo's own and regular).
+fn cargo_lock() -> Vec<Locked> {
+    let text = std::fs::read_to_string(manifest_dir().join("Cargo.lock")).expect("Cargo.lock");
+    let mut packages = Vec::new();
+    for block in text.split("[[package]]").skip(1) {
+        let value = |key: &str| {
+            block.lines().find_map(|l| {
+                l.strip_prefix(&format!("{key} = \""))
+                    .and_then(|v| v.strip_suffix('"'))
+                    .map(str::to_owned)
+            })
+        };
+        let dependencies = block
+            .split_once("dependencies = [")
+            .map(|(_, rest)| rest.split_once(']').map_or(rest, |(list, _)| list))
+            .unwrap_or("")
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix('"'))
+            .filter_map(|l| l.strip_suffix("\","))
+            .map(str::to_owned)
+            .collect();
+        packages.push(Locked {
+            krate: Crate {
+                name: value("name").expect("a name in every [[package]]"),
+                version: value("version").expect("a version in every [[package]]"),
+                source: value("source"),
+            },
+            checksum: value("checksum"),
+            dependencies,
+        });
+    }
+    assert!(
+        packages.len() > 10,
+        "Cargo.lock: {} packages",
+        packages.len()
+    );
+    packages
+}
+
+/// The contents of the section `name` of a 64-bit little-endian ELF file (both targets' are),
+/// read from its section headers; `None` when it has no such section.
+fn elf_section<'a>(elf: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    assert_eq!(
+        elf.get(..6),
+        Some(&b"\x7fELF\x02\x01"[..]),
+        "an ELF64 LE file"
+    );
+    let u16_at = |at: usize| u16::from_le_bytes([elf[at], elf[at + 1]]) as usize;
+    let u32_at = |at: usize| u32::from_le_bytes(elf[at..at + 4].try_into().expect("4 bytes"));
+    let u64_at = |at: usize| {
+        usize::try_from(u64::from_le_bytes(
+            elf[at..at + 8].try_into().expect("8 bytes"),
+        ))
+        .expect("an offset")
+    };
+    let (table, entry, count, names) = (u64_at(0x28), u16_at(0x3a), u16_at(0x3c), u16_at(0x3e));
+    let header = |i: usize| table + i * entry;
+    let strings = u64_at(header(names) + 24);
+    (0..count).find_map(|i| {
+        let h = header(i);
+        let at = strings + u32_at(h) as usize;
+        let end = at + elf[at..].iter().position(|&b| b == 0)?;
+        (&elf[at..end] == name.as_bytes()).then(|| {
+            let (offset, size) = (u64_at(h + 24), u64_at(h + 32));
+            &elf[offset..offset + size]
+        })
+    })
+}
+
+fn python3_ready() -> bool {
+    if find_in_path("python3").is_some() {
+        return true;
+    }
+    unavailable("python3 is not installed: the test inflates the embedded list with its zlib");
+    false
+}
+
+/// The dependency list `cargo auditable` embedded in `binary` (section `.dep-v0`, zlib), checked
+/// against Cargo.lock: each package is locked with that version and source, each dependency it
+/// names is one Cargo.lock gives it, and the root is this package. Returns the packages.
+fn embedded_packages(binary: &[u8], triple: &str) -> BTreeSet<Crate> {
+    let compressed = elf_section(binary, ".dep-v0")
+        .unwrap_or_else(|| panic!("{triple}: no .dep-v0 section: not built by cargo auditable?"));
+    let mut python = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, zlib; sys.stdout.buffer.write(zlib.decompress(sys.stdin.buffer.read()))",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run python3");
+    {
+        use std::io::Write;
+        let mut stdin = python.stdin.take().expect("stdin");
+        stdin.write_all(compressed).expect("write to python3");
+    }
+    let out = python.wait_with_output().expect("python3");
+    assert!(out.status.success(), "{triple}: zlib: {out:?}");
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the list is JSON");
+    let packages = list["packages"].as_array().expect("a packages array");
+
+    let lock = cargo_lock();
+    let mut found = BTreeSet::new();
+    let mut roots = Vec::new();
+    for package in packages {
+        let field = |key: &str| package[key].as_str().unwrap_or("").to_owned();
+        let krate = Crate {
+            name: field("name"),
+            version: field("version"),
+            source: match field("source").as_str() {
+                "crates.io" => Some(CRATES_IO.to_owned()),
+                "local" => None,
+                other => panic!("{triple}: source {other:?} of {package}"),
+            },
+        };
+        let locked = lock
+            .iter()
+            .find(|l| l.krate == krate)
+            .unwrap_or_else(|| panic!("{triple}: {krate:?} is not in Cargo.lock"));
+        for index in package["dependencies"].as_array().into_iter().flatten() {
+            let dep = &packages[usize::try_from(index.as_u64().expect("an index")).expect("index")];
+            let (name, version) = (
+                dep["name"].as_str().unwrap_or(""),
+                dep["version"].as_str().unwrap_or(""),
+            );
+            assert!(
+                locked
+                    .dependencies
+                    .iter()
+                    .any(|d| d == name || *d == format!("{name} {version}")),
+                "{triple}: {} depends on {name} {version}, which Cargo.lock does not say",
+                krate.name
+            );
+        }
+        if package["root"] == true {
+            roots.push(krate.clone());
+        }
+        found.insert(krate);
+    }
+    assert_eq!(
+        roots,
+        [Crate {
+            name: "ecs-container-exporter".to_owned(),
+            version: VERSION.to_owned(),
+            source: None
+        }],
+        "{triple}: the root"
+    );
+    found
+}
+
+/// What cargo resolves for the shipped binary on `triple` (`cargo metadata --filter-platform`,
+/// the default features): the crates reachable from this package by normal and build
+/// dependencies, dev-dependencies left out.
+fn resolved_packages(triple: &str) -> BTreeSet<Crate> {
+    let out = run(Command::new(env!("CARGO"))
+        .current_dir(manifest_dir())
+        .args(["metadata", "--format-version", "1", "--locked"])
+        .args(["--filter-platform", triple]));
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+    let crates: BTreeMap<&str, Crate> = metadata["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .map(|p| {
+            let source = p["source"].as_str().map(str::to_owned);
+            (
+                p["id"].as_str().expect("id"),
+                Crate {
+                    name: p["name"].as_str().expect("name").to_owned(),
+                    version: p["version"].as_str().expect("version").to_owned(),
+                    source,
+                },
+            )
+        })
+        .collect();
+    let nodes: BTreeMap<&str, &serde_json::Value> = metadata["resolve"]["nodes"]
+        .as_array()
+        .expect("resolve nodes")
+        .iter()
+        .map(|n| (n["id"].as_str().expect("id"), n))
+        .collect();
+    let root = metadata["resolve"]["root"]
+        .as_str()
+        .expect("a root package");
+    let mut seen = BTreeSet::from([root]);
+    let mut todo = vec![root];
+    while let Some(id) = todo.pop() {
+        for dep in nodes[id]["deps"].as_array().into_iter().flatten() {
+            let shipped = dep["dep_kinds"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|k| k["kind"] != "dev");
+            let pkg = dep["pkg"].as_str().expect("pkg");
+            if shipped && seen.insert(pkg) {
+                todo.push(pkg);
+            }
+        }
+    }
+    seen.iter().map(|id| crates[id].clone()).collect()
+}
+
+#[test]
+fn static_binaries_carry_their_dependency_list_which_matches_cargo_lock() {
+    if !target_ready(AMD64) || !target_ready(ARM64) {
+        unavailable(&format!(
+            "the Rust targets {AMD64} and {ARM64} are not installed"
+        ));
+        return;
+    }
+    if !python3_ready() {
+        return;
+    }
+    let started = Instant::now();
+    make(&["static"]);
+    make(&["static-arm64"]);
+    eprintln!("make static static-arm64: {:.1?}", started.elapsed());
+    for triple in [AMD64, ARM64] {
+        let binary = std::fs::read(dist_binary(triple, "ecs-container-exporter")).expect("binary");
+        let embedded = embedded_packages(&binary, triple);
+        assert_eq!(
+            embedded,
+            resolved_packages(triple),
+            "{triple}: the embedded list is what cargo resolves for the binary"
+        );
+        // The binary's own direct dependencies (remote write's among them) are in it.
+        for name in [
+            "argh",
+            "mio",
+            "serde_json",
+            "ureq",
+            "ring",
+            "rustls",
+            "webpki-roots",
+        ] {
+            assert!(
+                embedded.iter().any(|c| c.name == name),
+                "{triple}: {name} missing from {embedded:?}"
+            );
+        }
+        eprintln!(
+            "{triple}: {} packages embedded ({} bytes compressed), all in Cargo.lock",
+            embedded.len(),
+            elf_section(&binary, ".dep-v0").map_or(0, <[u8]>::len)
+        );
+    }
+}
+
+/// An SBOM file as JSON.
+fn sbom_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `epoch` as cargo-cyclonedx writes the SBOM's time: `YYYY-MM-DDTHH:MM:SS.000000000Z` (UTC).
+fn sbom_time(epoch: u64) -> String {
+    let (days, secs) = (epoch / 86_400, epoch % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's days_from_civil, inverted).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.000000000Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// The SBOM of the binary for `triple`: CycloneDX 1.5 JSON describing ecs-container-exporter
+/// VERSION for that target, dated `epoch`, without a serial number or the checkout's path; its
+/// components carry Cargo.lock's checksums and, given the list the binary embeds, are exactly
+/// those crates.
+fn check_sbom(path: &Path, triple: &str, epoch: u64, embedded: Option<&BTreeSet<Crate>>) {
+    let what = path.display();
+    let text = std::fs::read_to_string(path).expect("SBOM");
+    let sbom = sbom_json(path);
+    assert_eq!(sbom["bomFormat"], "CycloneDX", "{what}");
+    assert_eq!(sbom["specVersion"], "1.5", "{what}");
+    assert!(
+        sbom.get("serialNumber").is_none(),
+        "{what}: a serial number"
+    );
+    let metadata = &sbom["metadata"];
+    assert_eq!(metadata["timestamp"], sbom_time(epoch).as_str(), "{what}");
+    assert_eq!(metadata["component"]["name"], "ecs-container-exporter");
+    assert_eq!(metadata["component"]["version"], VERSION);
+    assert_eq!(metadata["component"]["type"], "application");
+    assert!(
+        metadata["properties"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| { p["name"] == "cdx:rustc:sbom:target:triple" && p["value"] == triple }),
+        "{what}: target {triple} in {metadata:#}"
+    );
+    let checkout = manifest_dir().display().to_string();
+    assert!(
+        !text.contains(&checkout),
+        "{what} names the checkout {checkout}"
+    );
+
+    let lock = cargo_lock();
+    let mut components = BTreeSet::new();
+    for component in sbom["components"].as_array().expect("components") {
+        let krate = Crate {
+            name: component["name"].as_str().expect("name").to_owned(),
+            version: component["version"].as_str().expect("version").to_owned(),
+            source: Some(CRATES_IO.to_owned()),
+        };
+        let locked = lock
+            .iter()
+            .find(|l| l.krate == krate)
+            .unwrap_or_else(|| panic!("{what}: {krate:?} is not in Cargo.lock"));
+        assert_eq!(
+            component["hashes"][0]["content"].as_str(),
+            locked.checksum.as_deref(),
+            "{what}: {} {}: Cargo.lock's checksum",
+            krate.name,
+            krate.version
+        );
+        components.insert(krate);
+    }
+    match embedded {
+        Some(embedded) => {
+            let mut binary = embedded.clone();
+            binary.retain(|c| c.source.is_some());
+            assert_eq!(
+                components, binary,
+                "{what}: the SBOM lists the crates the binary embeds"
+            );
+        }
+        None => eprintln!("{what}: not compared with the binary (no python3)"),
+    }
+    eprintln!("{what}: {} components", components.len());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -30,6 +30,16 @@ pub fn no_engine() -> bool {
     }
 }
 
+/// A test that cannot run here (a tool missing, no engine): under `CI=true` that is a failure, as
+/// CI installs everything the tests need; elsewhere one `skipping: <why>` line on stderr, and the
+/// caller returns (the test passes without running).
+pub fn unavailable(why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true, and this test cannot run: {why}");
+    }
+    eprintln!("skipping: {why}");
+}
+
 /// Removes what the test created, in dependency order, whatever happened: containers, then
 /// networks, then images, then the temporary directory.
 #[derive(Default)]
@@ -323,6 +333,23 @@ pub fn make(args: &[&str]) {
     );
 }
 
+/// Leaves out of `command`'s environment the build variables `cargo test` gave this test
+/// (`CARGO_PKG_*`, `CARGO_MANIFEST_*`, `OUT_DIR`, ...), as the Makefile does (`unexport`): ring's
+/// build script watches some of them, and a build with them after one without (or the other way)
+/// rebuilds ring and all that depends on it.
+pub fn without_package_env(command: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || name.starts_with("CARGO_BIN_EXE_")
+            || ["CARGO_CRATE_NAME", "CARGO_PRIMARY_PACKAGE", "OUT_DIR"].contains(&&*name)
+        {
+            command.env_remove(&*name);
+        }
+    }
+}
+
 /// `cargo build --profile dist --target <triple> --bin <bin>` into [`target_dir`].
 pub fn cargo_dist(triple: &str, bin: &str) {
     cargo_dist_build(triple, &["--bin", bin], None);
@@ -337,6 +364,7 @@ pub fn cargo_dist_build(triple: &str, selection: &[&str], target: Option<&Path>)
         .current_dir(manifest_dir())
         .args(["build", "--profile", "dist", "--target", triple])
         .args(selection);
+    without_package_env(&mut command);
     if let Some(target) = target {
         command.env("CARGO_TARGET_DIR", target);
     }
