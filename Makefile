@@ -57,7 +57,12 @@ endif
 endif
 
 .PHONY: demo demo-prometheus test lint bench bench-tiny-http soak fleet fuzz static static-amd64 \
-  static-arm64 dist dist-amd64 dist-arm64 image push clean
+  static-arm64 dist dist-amd64 dist-arm64 image push release-tools clean
+
+# cargo-auditable and cargo-cyclonedx at their pinned versions (.ci/run installs them up front).
+release-tools:
+	@$(call tool,auditable,$(AUDITABLE_VERSION))
+	@$(call tool,cyclonedx,$(CYCLONEDX_VERSION))
 
 # scripts/demo.sh checks the ports first, builds, starts everything on 127.0.0.1 and stops all
 # of it on Ctrl-C (see the script's header).
