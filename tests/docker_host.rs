@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use common::docker::{AMD64, Cleanup, cargo_dist_build, docker, no_engine};
 use common::prometheus::{promtool_check_metrics, promtool_installed};
-use common::{Launch, Scrape, label, parse_strict, skip};
+use common::{Launch, Scrape, label, parse_strict, skip, task_counters};
 
 #[test]
 fn docker_mode_reads_the_real_engine() {
@@ -323,21 +323,6 @@ fn docker_mode_reads_the_real_engine() {
     let logs = exporter.stop_and_logs();
     assert!(!logs.contains("poll failed"), "{logs}");
     drop(cleanup);
-}
-
-/// The `_task_` rows of the counter families, by family and labels.
-fn task_counters(s: &Scrape) -> std::collections::BTreeMap<(String, Vec<(String, String)>), f64> {
-    s.samples
-        .iter()
-        .filter(|((name, labels), _)| {
-            name.ends_with("_total")
-                && name.starts_with("ecs_task_")
-                && labels
-                    .iter()
-                    .any(|(k, v)| k == "container_name" && v == "_task_")
-        })
-        .map(|(key, v)| (key.clone(), *v))
-        .collect()
 }
 
 /// `_task_` rows of gauges are the sums of the container rows of the same scrape (nothing is

@@ -29,8 +29,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::prometheus::{Prometheus, encode, prometheus_version, promtool_installed, version};
-use common::{Exporter, Launch, PROFILES, Sim, TempDir, skip, wait_for};
+use common::prometheus::{
+    self, Prometheus, encode, prometheus_version, promtool_installed, version,
+};
+use common::{Exporter, Launch, PROFILES, Sim, TempDir, run_ok, skip, wait_for};
 use serde_json::Value;
 
 /// The job name the alert rules expect (README's scrape config).
@@ -80,18 +82,9 @@ fn dashboard() -> Value {
     serde_json::from_str(&read(&path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// `promtool <args>` in `monitoring/`: (exit success, everything it printed).
 fn promtool(args: &[&str]) -> (bool, String) {
-    let out = Command::new("promtool")
-        .args(args)
-        .current_dir(monitoring())
-        .output()
-        .expect("run promtool");
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), printed)
+    prometheus::promtool(args, &monitoring(), "")
 }
 
 /// True when `promtool` is not on PATH, after [`skip`]ping: `what` is not checked.
@@ -513,19 +506,13 @@ fn check_config(path: &Path) -> (bool, String) {
 /// `promtool check service-discovery` for the recipes' job: the labels of every target it
 /// keeps after relabeling (a dropped target has none).
 fn kept_targets(config: &Path) -> Vec<BTreeMap<String, String>> {
-    let out = Command::new("promtool")
-        .args(["check", "service-discovery", "--timeout=2s"])
-        .arg(config)
-        .arg(RECIPE_JOB)
-        .output()
-        .expect("run promtool check service-discovery");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "promtool check service-discovery {}:\n{stdout}{}",
-        config.display(),
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new("promtool")
+            .args(["check", "service-discovery", "--timeout=2s"])
+            .arg(config)
+            .arg(RECIPE_JOB),
     );
+    let stdout = String::from_utf8_lossy(&out.stdout);
     let targets: Vec<Value> = serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("promtool's answer is not JSON ({e}):\n{stdout}"));
     targets

@@ -17,26 +17,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::prometheus::{Prometheus, prometheus_version, sample_value};
-use common::{Exporter, Launch, Scrape, Sim, skip, task_ratio_ready, wait_for};
+use common::{Exporter, Launch, Scrape, Sim, skip, task_counters, task_ratio_ready, wait_for};
 
 const TASK: &str = "_task_";
 const PATIENCE: Duration = Duration::from_secs(30);
 /// Bytes each running container receives per second in the simulator (bridge mode).
 const RX_PER_SECOND: f64 = 20_000.0;
-
-/// The `_task_` rows of the counter families, by family and sorted labels.
-fn task_counters(s: &Scrape) -> BTreeMap<(String, Vec<(String, String)>), f64> {
-    s.samples
-        .iter()
-        .filter(|((name, labels), _)| {
-            name.ends_with("_total")
-                && labels
-                    .iter()
-                    .any(|(k, v)| k == "container_name" && v == TASK)
-        })
-        .map(|(key, v)| (key.clone(), *v))
-        .collect()
-}
 
 /// Containers that are RUNNING and have a sample (a CPU counter) in this scrape.
 fn running_with_samples(s: &Scrape) -> Vec<String> {

@@ -317,6 +317,19 @@ pub fn container_names(s: &Scrape) -> BTreeSet<String> {
         .collect()
 }
 
+/// The `_task_` rows of the task's counter families (`ecs_task_*_total`), by family and labels.
+pub fn task_counters(s: &Scrape) -> BTreeMap<(String, Vec<(String, String)>), f64> {
+    s.samples
+        .iter()
+        .filter(|((name, labels), _)| {
+            name.starts_with("ecs_task_")
+                && name.ends_with("_total")
+                && label(labels, "container_name") == Some("_task_")
+        })
+        .map(|(key, v)| (key.clone(), *v))
+        .collect()
+}
+
 /// Whether the scrape has the task's CPU ratio (`_task_` row), which takes two polls.
 pub fn task_ratio_ready(s: &Scrape) -> bool {
     s.get("ecs_task_cpu_usage_ratio", &[("container_name", "_task_")])

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,8 +49,14 @@ pub fn promtool_installed() -> bool {
 
 /// `promtool check metrics` on an exposition: (exit success, everything it printed).
 pub fn promtool_check_metrics(text: &str) -> (bool, String) {
+    promtool(&["check", "metrics"], Path::new("."), text)
+}
+
+/// `promtool <args>` in `dir` with `input` on its stdin: (exit success, everything it printed).
+pub fn promtool(args: &[&str], dir: &Path, input: &str) -> (bool, String) {
     let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
+        .args(args)
+        .current_dir(dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -59,7 +66,7 @@ pub fn promtool_check_metrics(text: &str) -> (bool, String) {
         .stdin
         .take()
         .expect("stdin")
-        .write_all(text.as_bytes())
+        .write_all(input.as_bytes())
         .expect("write to promtool");
     let out = child.wait_with_output().expect("promtool output");
     let printed = format!(
