@@ -6,21 +6,20 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::UdpSocket;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::{Ipv6Addr, TcpListener};
+use std::time::Duration;
 
-use common::prometheus::promtool_installed;
+use common::client::header;
+use common::prometheus::{promtool_check_metrics, promtool_installed};
+use common::statsd::{closed_udp_port, flags};
 use common::{
-    ADDED_FAMILIES, EXPORTER, Exporter, LEGACY_FAMILIES, Scrape, Sim, free_port, http_get,
-    http_request, parse_strict, wait_for,
+    ADDED_FAMILIES, Exporter, LEGACY_FAMILIES, Launch, PROFILES, Scrape, Sim, container_names,
+    free_port, http_get, http_request, label, parse_strict, skip, task_ratio_ready, wait_for,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 const TASK: &str = "_task_";
 const PAUSE: &str = "~internal~ecs~pause";
-const PROFILES: [&str; 4] = ["fargate", "ec2-bridge", "managed-instances", "ec2-awsvpc"];
 
 /// Families a container without a stats sample may have (SPEC §3.2, last paragraph).
 const METADATA_ONLY: [&str; 9] = [
@@ -99,57 +98,26 @@ const ADVANCING: [&str; 4] = [
 // ---------------------------------------------------------------------------------------------
 // Helpers.
 
-fn task_ratio_ready(s: &Scrape) -> bool {
-    s.get("ecs_task_cpu_usage_ratio", &[("container_name", TASK)])
-        .is_some()
+/// The exporter polling every 0.2 s, with these extra arguments and variables.
+fn polling(args: &[&str], env: &[(&str, &str)]) -> Launch {
+    Launch::new()
+        .args(&["--interval", "0.2"])
+        .args(args)
+        .env(env)
 }
 
-/// Starts the simulator (`--refresh-secs 0`: every request is a new sample) and the exporter
-/// polling every 0.2 s; returns both and the first scrape with the task's CPU ratio.
-fn start(profile: &str, exporter_args: &[&str], env: &[(&str, &str)]) -> (Sim, Exporter, Scrape) {
-    let sim = Sim::start(&["--profile", profile, "--refresh-secs", "0"]);
-    let (exporter, scrape) = start_exporter(&sim, exporter_args, env);
-    (sim, exporter, scrape)
+/// The simulator (`--refresh-secs 0`: every request is a new sample) and the exporter polling
+/// it every 0.2 s; returns both and the first scrape with the task's CPU ratio.
+fn start(profile: &str, args: &[&str], env: &[(&str, &str)]) -> (Sim, Exporter, Scrape) {
+    let sim = ["--profile", profile, "--refresh-secs", "0"];
+    polling(args, env).task_until(&sim, TIMEOUT, task_ratio_ready)
 }
 
-fn start_exporter(sim: &Sim, exporter_args: &[&str], env: &[(&str, &str)]) -> (Exporter, Scrape) {
-    let mut args = vec!["--interval", "0.2"];
-    args.extend_from_slice(exporter_args);
-    let exporter = Exporter::start(&sim.url, &args, env);
-    let scrape = exporter.scrape_until(TIMEOUT, task_ratio_ready);
-    assert!(
-        task_ratio_ready(&scrape),
-        "no ecs_task_cpu_usage_ratio{{container_name=\"_task_\"}} within {TIMEOUT:?} (args {exporter_args:?}, env {env:?})"
-    );
-    (exporter, scrape)
-}
-
-/// Waits for a scrape of a poll later than the one `before` shows.
-fn next_poll(exporter: &Exporter, before: &Scrape) -> Scrape {
-    let t = before.get("ecs_exporter_last_success_timestamp_seconds", &[]);
-    let s = exporter.scrape_until(TIMEOUT, |s| {
-        s.get("ecs_exporter_last_success_timestamp_seconds", &[]) > t
-    });
-    assert!(
-        s.get("ecs_exporter_last_success_timestamp_seconds", &[]) > t,
-        "no new poll within {TIMEOUT:?}"
-    );
-    s
-}
-
-fn label<'a>(labels: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    labels
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
-}
-
-/// Every `container_name` that has at least one series (`_task_` included).
-fn container_names(s: &Scrape) -> BTreeSet<String> {
-    s.samples
-        .keys()
-        .filter_map(|(_, labels)| label(labels, "container_name").map(str::to_owned))
-        .collect()
+/// An exporter polling `sim` every 0.2 s, and its first scrape with the task's CPU ratio.
+fn start_exporter(sim: &Sim, args: &[&str], env: &[(&str, &str)]) -> (Exporter, Scrape) {
+    polling(args, env)
+        .metadata_url(&sim.url)
+        .start_until(TIMEOUT, task_ratio_ready)
 }
 
 /// The families that have a series for this container.
@@ -176,96 +144,11 @@ fn rows(s: &Scrape, family: &str) -> BTreeMap<(String, String), f64> {
         .collect()
 }
 
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().find_map(|line| {
-        let (k, v) = line.split_once(':')?;
-        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
-/// A UDP port on 127.0.0.1 that nobody listens on (bound and released).
-fn closed_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free UDP port")
-}
-
-/// Runs the exporter binary to completion (at most 10 s) with a clean environment:
-/// (exit code, stdout, stderr).
-fn run_binary(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
-    let mut child = Command::new(EXPORTER)
-        .args(args)
-        .env_clear()
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ecs-container-exporter");
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            other => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "ecs-container-exporter {args:?} (env {env:?}) did not exit within {TIMEOUT:?}: {other:?}"
-                );
-            }
-        }
-    };
-    let (mut out, mut err) = (String::new(), String::new());
-    if let Some(mut s) = child.stdout.take() {
-        let _ = s.read_to_string(&mut out);
-    }
-    if let Some(mut s) = child.stderr.take() {
-        let _ = s.read_to_string(&mut err);
-    }
-    (status.code(), out, err)
-}
-
-/// The exporter binary started with exactly these arguments and environment (the harness's
-/// `Exporter` always passes `--metadata-url` and `--bind-address`); killed on drop.
-struct Raw(std::process::Child);
-
-impl Raw {
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Raw {
-        let child = Command::new(EXPORTER)
-            .args(args)
-            .env_clear()
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start ecs-container-exporter");
-        Raw(child)
-    }
-}
-
-impl Drop for Raw {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Scrapes `addr` until the task's CPU ratio shows up.
-fn scrape_addr_until_ready(addr: std::net::SocketAddr) -> Option<Scrape> {
-    let mut found = None;
-    wait_for(TIMEOUT, || {
-        found = http_get(addr, "/metrics", &[])
-            .ok()
-            .and_then(|(status, _, body)| {
-                (status == 200).then(|| parse_strict(&body).ok()).flatten()
-            })
-            .filter(task_ratio_ready);
-        found.is_some()
-    });
-    found
+/// Runs the exporter binary with exactly these arguments (clean environment plus `env`) to its
+/// exit: (exit code, stdout, stderr).
+fn run(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let ran = Launch::new().args(args).env(env).run();
+    (ran.code, ran.stdout, ran.stderr)
 }
 
 /// Checks an OpenMetrics 1.0.0 exposition's structure and returns it rewritten as text format
@@ -332,30 +215,6 @@ fn openmetrics_to_text(om: &str) -> Result<String, String> {
         return Err("a HELP without a TYPE at the end".into());
     }
     Ok(text)
-}
-
-/// `promtool check metrics` on `text`: (exit success, everything it printed).
-fn promtool_check(text: &str) -> (bool, String) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start promtool");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("write to promtool");
-    let out = child.wait_with_output().expect("promtool output");
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), printed)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -593,7 +452,7 @@ fn check_profile(e: &Expect) {
     }
 
     // Two polls: counters never go down, and the ones that advance in the simulator do.
-    let s2 = next_poll(&exporter, &s1);
+    let s2 = exporter.next_poll(&s1, TIMEOUT);
     for (name, kind) in &s1.types {
         if kind != "counter" {
             continue;
@@ -681,8 +540,8 @@ fn fargate_keeps_publishing_the_last_window_while_read_does_not_advance() {
     // Default Fargate refresh: `read` advances every 10 s, so polls 0.2 s apart see one sample.
     let sim = Sim::start(&["--profile", "fargate"]);
     let (exporter, s1) = start_exporter(&sim, &[], &[]);
-    let s2 = next_poll(&exporter, &s1);
-    let s3 = next_poll(&exporter, &s2);
+    let s2 = exporter.next_poll(&s1, TIMEOUT);
+    let s3 = exporter.next_poll(&s2, TIMEOUT);
     for s in [&s2, &s3] {
         assert_eq!(
             rows(s, "ecs_task_cpu_usage_ratio"),
@@ -810,13 +669,10 @@ fn include_and_exclude_choose_the_exported_containers_while_task_rows_cover_all(
 #[test]
 fn metadata_url_comes_from_ecs_container_metadata_uri_v4_before_the_v3_variable() {
     let sim = Sim::start(&["--profile", "ec2-bridge", "--refresh-secs", "0"]);
-    // An exporter configured only by `env` on a free port: does it get data?
+    // An exporter configured only by `env` (and a free port): does it get data?
     let polls = |env: &[(&str, &str)]| {
-        let port = free_port();
-        let p = port.to_string();
-        let args = ["--bind-address", "127.0.0.1", "--exporter-port", &p];
-        let _raw = Raw::start(&[&args[..], &["--interval", "0.2"]].concat(), env);
-        scrape_addr_until_ready(([127, 0, 0, 1], port).into()).is_some()
+        let exporter = polling(&[], env).start();
+        task_ratio_ready(&exporter.scrape_until(TIMEOUT, task_ratio_ready))
     };
     assert!(
         polls(&[
@@ -833,36 +689,28 @@ fn metadata_url_comes_from_ecs_container_metadata_uri_v4_before_the_v3_variable(
 
 #[test]
 fn bind_address_takes_an_ipv6_literal_and_healthcheck_follows_it() {
-    if std::net::TcpListener::bind("[::1]:0").is_err() {
-        eprintln!("skipped: ::1 is not available");
-        return;
+    if TcpListener::bind("[::1]:0").is_err() {
+        return skip("::1 is not available (no IPv6 loopback)");
     }
     let sim = Sim::start(&["--profile", "ec2-bridge", "--refresh-secs", "0"]);
-    let port = free_port();
-    let p = port.to_string();
-    let _raw = Raw::start(
-        &[
-            "--metadata-url",
-            &sim.url,
-            "--exporter-port",
-            &p,
-            "--interval",
-            "0.2",
-        ],
-        &[("EXPORTER_BIND_ADDRESS", "::1")],
-    );
-    let addr: std::net::SocketAddr = (std::net::Ipv6Addr::LOCALHOST, port).into();
+    // `EXPORTER_BIND_ADDRESS=::1`, no `--bind-address`.
+    let exporter = polling(&[], &[])
+        .metadata_url(&sim.url)
+        .bind_from_env(Ipv6Addr::LOCALHOST.into())
+        .start();
     assert!(
-        scrape_addr_until_ready(addr).is_some(),
-        "no /metrics on {addr}"
+        task_ratio_ready(&exporter.scrape_until(TIMEOUT, task_ratio_ready)),
+        "no data on {}",
+        exporter.addr
     );
-    let (code, _, err) = run_binary(
+    let port = exporter.addr.port().to_string();
+    let (code, _, err) = run(
         &[
             "--healthcheck",
             "--bind-address",
             "::1",
             "--exporter-port",
-            &p,
+            &port,
         ],
         &[],
     );
@@ -875,21 +723,14 @@ fn bind_address_takes_an_ipv6_literal_and_healthcheck_follows_it() {
 #[test]
 fn promtool_check_metrics_accepts_a_scrape_of_every_profile() {
     if !promtool_installed() {
-        eprintln!("skipped: promtool not installed");
-        return;
+        return skip("promtool is not installed (Debian package prometheus)");
     }
     let udp = closed_udp_port().to_string();
-    let statsd = [
-        "--use-statsd",
-        "--statsd-host",
-        "127.0.0.1",
-        "--statsd-port",
-        udp.as_str(),
-    ];
+    let statsd = flags("127.0.0.1", &udp);
     for profile in PROFILES {
         let (_sim, exporter, _) = start(profile, &statsd, &[("EXCLUDE", "")]);
         let text = exporter.scrape_text();
-        let (ok, printed) = promtool_check(&text);
+        let (ok, printed) = promtool_check_metrics(&text);
         assert!(
             ok && printed.trim().is_empty(),
             "{profile}: promtool check metrics: {printed}\n{text}"
@@ -903,17 +744,7 @@ fn promtool_check_metrics_accepts_a_scrape_of_every_profile() {
 #[test]
 fn openmetrics_is_served_when_asked_and_text_format_otherwise() {
     let udp = closed_udp_port().to_string();
-    let (_sim, exporter, _) = start(
-        "fargate",
-        &[
-            "--use-statsd",
-            "--statsd-host",
-            "127.0.0.1",
-            "--statsd-port",
-            udp.as_str(),
-        ],
-        &[],
-    );
+    let (_sim, exporter, _) = start("fargate", &flags("127.0.0.1", &udp), &[]);
 
     let (status, head, om) = http_get(
         exporter.addr,
@@ -982,15 +813,15 @@ fn openmetrics_is_served_when_asked_and_text_format_otherwise() {
     }
 
     if !promtool_installed() {
-        eprintln!("skipped: promtool not installed (OpenMetrics promtool check)");
-        return;
+        return skip("promtool is not installed: the OpenMetrics body is not checked with it");
     }
     // promtool check metrics parses text format 0.0.4 only (2.42 reports "no help text" for every
     // counter of a valid OpenMetrics exposition); probe it with a canonical example first.
     let canonical =
         "# HELP x_seconds A counter.\n# TYPE x_seconds counter\nx_seconds_total 1\n# EOF\n";
-    if promtool_check(canonical).0 && promtool_check(canonical).1.trim().is_empty() {
-        let (ok, printed) = promtool_check(&om);
+    if promtool_check_metrics(canonical).0 && promtool_check_metrics(canonical).1.trim().is_empty()
+    {
+        let (ok, printed) = promtool_check_metrics(&om);
         assert!(
             ok && printed.trim().is_empty(),
             "promtool check metrics (OpenMetrics): {printed}"
@@ -1063,7 +894,7 @@ fn health_is_503_until_the_first_poll_attempt_ends_and_200_after_it_even_if_it_f
     let (status, _, body) = http_get(exporter.addr, "/health", &[]).expect("GET /health");
     assert_eq!(status, 503, "health before any poll attempt: {body}");
     let port = exporter.addr.port().to_string();
-    let (code, _, err) = run_binary(&["--healthcheck", "--exporter-port", &port], &[]);
+    let (code, _, err) = run(&["--healthcheck", "--exporter-port", &port], &[]);
     assert_eq!(code, Some(1), "--healthcheck while /health is 503: {err}");
     // /metrics answers at once, without data.
     let s = exporter.scrape();
@@ -1157,7 +988,7 @@ fn bad_configuration_exits_2_with_one_line_naming_the_flag_or_variable() {
         ),
     ];
     for (args, env, needles) in cases {
-        let (code, _out, err) = run_binary(args, env);
+        let (code, _out, err) = run(args, env);
         let what = format!("args {args:?} env {env:?}");
         assert_eq!(code, Some(2), "{what}: stderr {err}");
         assert_eq!(
@@ -1188,14 +1019,14 @@ fn unknown_or_incomplete_flags_exit_2_with_one_line_and_help_lists_every_flag() 
             "--exporter-port",
         ),
     ] {
-        let (code, _, err) = run_binary(args, &[]);
+        let (code, _, err) = run(args, &[]);
         assert_eq!(code, Some(2), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{args:?}: not one line: {err:?}");
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 
-    let (code, out, err) = run_binary(&["--help"], &[]);
+    let (code, out, err) = run(&["--help"], &[]);
     assert_eq!(code, Some(0), "{err}");
     for flag in [
         "--metadata-url",
@@ -1224,13 +1055,13 @@ fn unknown_or_incomplete_flags_exit_2_with_one_line_and_help_lists_every_flag() 
 fn healthcheck_exits_0_against_a_healthy_exporter_and_1_when_nothing_listens() {
     let (_sim, exporter, _) = start("ec2-bridge", &[], &[]);
     let port = exporter.addr.port().to_string();
-    let (code, _, err) = run_binary(&["--healthcheck", "--exporter-port", &port], &[]);
+    let (code, _, err) = run(&["--healthcheck", "--exporter-port", &port], &[]);
     assert_eq!(code, Some(0), "{err}");
-    let (code, _, err) = run_binary(&["--healthcheck"], &[("EXPORTER_PORT", &port)]);
+    let (code, _, err) = run(&["--healthcheck"], &[("EXPORTER_PORT", &port)]);
     assert_eq!(code, Some(0), "EXPORTER_PORT: {err}");
 
     let nobody = free_port().to_string();
-    let (code, _, err) = run_binary(&["--healthcheck", "--exporter-port", &nobody], &[]);
+    let (code, _, err) = run(&["--healthcheck", "--exporter-port", &nobody], &[]);
     assert_eq!(code, Some(1), "{err}");
 }
 
@@ -1243,13 +1074,7 @@ fn readme_names_every_family_the_exporter_writes() {
     let readme =
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let udp = closed_udp_port().to_string();
-    let statsd = [
-        "--use-statsd",
-        "--statsd-host",
-        "127.0.0.1",
-        "--statsd-port",
-        udp.as_str(),
-    ];
+    let statsd = flags("127.0.0.1", &udp);
     let mut families = BTreeSet::new();
     for profile in PROFILES {
         let (_sim, exporter, _) = start(profile, &statsd, &[("EXCLUDE", "")]);

@@ -15,7 +15,7 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Exporter, Scrape, Sim, http_get, wait_for};
+use common::{Exporter, Scrape, Sim, container_names, http_get, label, wait_for};
 
 /// How long an eventual condition may take (polls are every 250 ms; this is for a loaded box).
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -46,13 +46,7 @@ fn errors(s: &Scrape, endpoint: &str, reason: &str) -> f64 {
 fn all_errors(s: &Scrape) -> BTreeMap<(String, String), f64> {
     let mut out = BTreeMap::new();
     for (labels, v) in s.series("ecs_exporter_poll_errors_total") {
-        let get = |k: &str| {
-            labels
-                .iter()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        };
+        let get = |k: &str| label(labels, k).unwrap_or_default().to_owned();
         out.insert((get("endpoint"), get("reason")), v);
     }
     assert_eq!(out.len(), 12, "every endpoint×reason series is written");
@@ -80,20 +74,6 @@ fn data(s: &Scrape) -> BTreeMap<(String, Vec<(String, String)>), f64> {
 
 fn probe(s: &Scrape) -> Option<f64> {
     s.get(PROBE, &[("container_name", PROBE_CONTAINER)])
-}
-
-/// Container names that appear in any series.
-fn container_names(s: &Scrape) -> Vec<String> {
-    let mut names: Vec<String> = s
-        .samples
-        .keys()
-        .flat_map(|(_, labels)| labels.iter())
-        .filter(|(k, _)| k == "container_name")
-        .map(|(_, v)| v.clone())
-        .collect();
-    names.sort();
-    names.dedup();
-    names
 }
 
 /// Every ratio series is a finite number ≥ 0.
@@ -604,15 +584,10 @@ fn scrapes_do_not_wait_for_a_hanging_poll() {
     let sim = Sim::start(&["--profile", "ec2-bridge"]);
     let exporter = start_exporter(&sim.url, "8");
     let before = wait_good(&exporter, "before");
-    let requests = |sim: &Sim| -> u64 {
-        let state = sim.control("state");
-        let v: serde_json::Value = serde_json::from_str(&state).expect("state is JSON");
-        v["task"].as_u64().expect("task request count")
-    };
-    let seen = requests(&sim);
+    let seen = sim.requests("task");
     sim.fault("kind=hang&endpoint=task&secs=10");
     assert!(
-        wait_for(PATIENCE, || requests(&sim) > seen),
+        wait_for(PATIENCE, || sim.requests("task") > seen),
         "the poller never called the endpoint again"
     );
     let addr: SocketAddr = exporter.addr;
@@ -635,6 +610,3 @@ fn scrapes_do_not_wait_for_a_hanging_poll() {
     );
     assert!(probe(&exporter.scrape()) >= probe(&before));
 }
-
-// ---------------------------------------------------------------------------------------------
-// Starting an exporter that is really ours.

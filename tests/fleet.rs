@@ -28,7 +28,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use common::prometheus::{Prometheus, TempDir, get, prometheus_version};
+use common::TempDir;
+use common::prometheus::{Prometheus, get, prometheus_version};
 use common::{EXPORTER, Exporter, Sim, http_get, wait_for};
 
 const N: usize = 20;
@@ -207,7 +208,7 @@ fn a_fleet_of_twenty_tasks_is_discovered_scraped_and_told_apart() {
     assert_eq!((arn_of.len(), arns.len()), (N, N), "every task its own ARN");
 
     // The README's job, monitoring/discovery/file-sd.yml as it is, reading the test's file.
-    let sd = TempDir::new();
+    let sd = TempDir::new("fleet-sd");
     let sd_file = sd.0.join("ecs_file_sd.yml");
     std::fs::write(&sd_file, file_sd_yaml(&entries)).expect("write file_sd");
     let recipe = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("monitoring/discovery/file-sd.yml");

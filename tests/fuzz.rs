@@ -23,14 +23,14 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use common::client::send_chunks;
+use common::process::proc_status;
 use common::{Exporter, Sim, http_get, parse_strict, wait_for};
 use ecs_container_exporter::core::compute::{self, Filter, History, Options};
 use ecs_container_exporter::core::dogstatsd;
@@ -897,41 +897,6 @@ fn mutate_http(rng: &mut Rng) -> Vec<u8> {
     head
 }
 
-/// Writes a request (whole or in pieces), half-closes, reads until the server closes.
-fn send_raw(addr: SocketAddr, request: &[u8], pieces: usize) -> Result<Vec<u8>, String> {
-    let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .map_err(|e| e.to_string())?;
-    let size = request.len().div_ceil(pieces.max(1)).max(1);
-    for piece in request.chunks(size) {
-        if stream.write_all(piece).is_err() {
-            break; // the server answered and closed early (431, 400)
-        }
-    }
-    let _ = stream.shutdown(Shutdown::Write);
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        match stream.read(&mut chunk) {
-            Ok(0) => return Ok(out),
-            Ok(n) => out.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(format!(
-                    "the connection stayed open 20 s after EOF ({} bytes read)",
-                    out.len()
-                ));
-            }
-            Err(_) => return Ok(out), // reset after an early answer
-        }
-    }
-}
-
 /// The answer starts with a status line, and every status line in it (answers to pipelined
 /// requests follow one another; metric bodies never contain one) has an expected code.
 fn check_answers(raw: &[u8]) -> Result<(), String> {
@@ -965,23 +930,12 @@ fn check_answers(raw: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-fn threads_of(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Threads:"))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 #[test]
 fn fuzz_http_request_heads_over_the_socket() {
     let sim = Sim::start(&["--profile", "ec2-bridge"]);
     let mut exporter = Exporter::start(&sim.url, &["--interval", "1"], &[]);
     let (addr, pid) = (exporter.addr, exporter.child.id());
-    assert!(wait_for(Duration::from_secs(30), || threads_of(pid) == 3));
+    assert!(wait_for(Duration::from_secs(30), || proc_status(pid).0 == 3));
     let mut recent: Vec<(u64, Vec<u8>)> = Vec::new();
     let mut cases = 0u64;
     let mut answered = 0u64;
@@ -1006,7 +960,8 @@ fn fuzz_http_request_heads_over_the_socket() {
             }
             panic!("{report}");
         };
-        match send_raw(addr, &request, pieces) {
+        let chunk = request.len().div_ceil(pieces).max(1);
+        match send_chunks(addr, &request, chunk) {
             Ok(raw) => {
                 answered += u64::from(!raw.is_empty());
                 if let Err(e) = check_answers(&raw) {
@@ -1016,7 +971,7 @@ fn fuzz_http_request_heads_over_the_socket() {
                     );
                 }
             }
-            Err(e) => fail(e, &recent),
+            Err(e) => fail(e.to_string(), &recent),
         }
         cases += 1;
         let logs = exporter.logs();
@@ -1034,8 +989,8 @@ fn fuzz_http_request_heads_over_the_socket() {
             fail("the exporter exited".into(), &recent);
         }
     }
-    let settled = wait_for(Duration::from_secs(30), || threads_of(pid) <= 3);
-    let threads = threads_of(pid);
+    let settled = wait_for(Duration::from_secs(30), || proc_status(pid).0 <= 3);
+    let threads = proc_status(pid).0;
     eprintln!("fuzz http: {cases} requests, {answered} answered; threads after: {threads}");
     assert!(settled, "connection threads left: {threads}");
     let (status, _, _) = http_get(addr, "/metrics", &[]).expect("/metrics");

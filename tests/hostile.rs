@@ -27,7 +27,8 @@ use common::client::{
     closed_by_server, connect_and_drop, idle_connections, read_response, send, status_of, timed,
     trickle,
 };
-use common::{Exporter, Sim, http_get, parse_strict, wait_for};
+use common::process::proc_status;
+use common::{EXPORTER, Exporter, Launch, Sim, http_get, parse_strict, runs, skip, wait_for};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 /// Resident memory the exporter may reach under any of these tests.
@@ -46,29 +47,13 @@ fn serial() -> MutexGuard<'static, ()> {
 
 /// A simulated task (`sim_args` after the profile) and an exporter that has polled it.
 fn start(sim_args: &[&str]) -> (Sim, Exporter) {
-    let sim = Sim::start(&[&["--profile", "ec2-bridge"], sim_args].concat());
-    let exporter = Exporter::start(&sim.url, &["--interval", "1", "--timeout", "20"], &[]);
-    assert!(
-        wait_for(PATIENCE, || exporter
-            .scrape_text()
-            .contains("\necs_exporter_up 1\n")),
-        "the exporter never polled successfully"
-    );
+    let sim = [&["--profile", "ec2-bridge"], sim_args].concat();
+    let (sim, exporter, _) = Launch::new()
+        .args(&["--interval", "1", "--timeout", "20"])
+        .task_until(&sim, PATIENCE, |s| {
+            s.get("ecs_exporter_up", &[]) == Some(1.0)
+        });
     (sim, exporter)
-}
-
-/// `Threads` and `VmRSS` (KiB) of a process.
-fn proc_status(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    let field = |name: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"))
-    };
-    (field("Threads:"), field("VmRSS:"))
 }
 
 /// The soft limit on open files of this process (the exporter inherits the same).
@@ -119,10 +104,7 @@ fn assert_serving(addr: SocketAddr, after: &str) {
 }
 
 fn assert_alive(exporter: &mut Exporter, after: &str) {
-    assert!(
-        matches!(exporter.child.try_wait(), Ok(None)),
-        "the exporter exited after {after}"
-    );
+    assert!(exporter.alive(), "the exporter exited after {after}");
 }
 
 #[test]
@@ -221,57 +203,23 @@ fn idle_trickling_oversized_and_dropped_connections_hold_no_thread_and_delay_no_
 // ---------------------------------------------------------------------------------------------
 // Signals.
 
-/// Sends `signal` to the exporter.
-fn kill(exporter: &Exporter, signal: &str) {
-    let pid = exporter.child.id().to_string();
-    let sent = Command::new("kill")
-        .args(["-s", signal, &pid])
-        .status()
-        .expect("run kill");
-    assert!(sent.success(), "kill -s {signal} {pid}");
-}
-
-/// Waits for the exporter to exit after SIG`signal` was sent at `sent`: (exit code, time to
-/// exit, logs).
-fn wait_exit(
-    exporter: &mut Exporter,
-    signal: &str,
-    sent: Instant,
-) -> (Option<i32>, Duration, String) {
-    let status = loop {
-        if let Some(status) = exporter.child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if sent.elapsed() > Duration::from_secs(10) {
-            panic!("no exit 10 s after SIG{signal}");
-        }
-        thread::sleep(Duration::from_millis(2));
-    };
-    let took = sent.elapsed();
-    // The harness drains stderr in a thread: give it a moment to take the last line.
-    wait_for(Duration::from_secs(5), || {
-        exporter.logs().contains("received, stopping")
-    });
-    (status.code(), took, exporter.logs())
-}
-
 /// Makes the simulator hang on `/task` and waits until the poller is stuck in that call.
 fn hang_the_poller(sim: &Sim) {
-    let requests = || -> u64 {
-        let v: serde_json::Value =
-            serde_json::from_str(&sim.control("state")).expect("state is JSON");
-        v["task"].as_u64().expect("task count")
-    };
-    let seen = requests();
+    let seen = sim.requests("task");
     sim.fault("kind=hang&endpoint=task&secs=60");
     assert!(
-        wait_for(PATIENCE, || requests() > seen),
+        wait_for(PATIENCE, || sim.requests("task") > seen),
         "the poller never called the endpoint again"
     );
     thread::sleep(Duration::from_millis(200)); // well inside the 60 s hang and 20 s timeout
 }
 
-fn assert_clean_exit(signal: &str, (code, took, logs): (Option<i32>, Duration, String)) {
+/// Waits for the exit after SIG`signal` was sent at `sent` (printing how long it took, after
+/// `what`): status 0 within 1 s, and the log says why it stopped.
+fn assert_clean_exit(exporter: &mut Exporter, signal: &str, sent: Instant, what: &str) {
+    let (code, took) = exporter.wait_exit(sent, Duration::from_secs(10));
+    let logs = exporter.logs();
+    eprintln!("{what}: exit {code:?} after {took:?}");
     assert_eq!(code, Some(0), "exit status after SIG{signal}:\n{logs}");
     assert!(
         took < Duration::from_secs(1),
@@ -289,13 +237,8 @@ fn sigint_during_a_hanging_poll_exits_0_within_1s() {
     let (sim, mut exporter) = start(&[]);
     hang_the_poller(&sim);
     let sent = Instant::now();
-    kill(&exporter, "INT");
-    let exit = wait_exit(&mut exporter, "INT", sent);
-    eprintln!(
-        "SIGINT during a hanging poll: exit {:?} after {:?}",
-        exit.0, exit.1
-    );
-    assert_clean_exit("INT", exit);
+    exporter.signal("INT");
+    assert_clean_exit(&mut exporter, "INT", sent, "SIGINT during a hanging poll");
 }
 
 #[test]
@@ -346,7 +289,7 @@ fn sigterm_during_a_hanging_poll_with_idle_connections_finishes_the_answer_being
     );
 
     let sent = Instant::now();
-    kill(&exporter, "TERM");
+    exporter.signal("TERM");
     slow.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
     let mut buffer = Vec::new();
@@ -358,12 +301,9 @@ fn sigterm_during_a_hanging_poll_with_idle_connections_finishes_the_answer_being
         "{} bytes",
         body.len()
     );
-    let exit = wait_exit(&mut exporter, "TERM", sent);
-    eprintln!(
-        "SIGTERM during a hanging poll with {n} idle connections and an answer in flight: exit {:?} after {:?}",
-        exit.0, exit.1
-    );
-    assert_clean_exit("TERM", exit);
+    let what =
+        format!("SIGTERM during a hanging poll with {n} idle connections and an answer in flight");
+    assert_clean_exit(&mut exporter, "TERM", sent, &what);
     drop(idle);
 }
 
@@ -375,35 +315,16 @@ fn a_connection_flood_past_a_low_nofile_limit_leaves_it_serving_every_scrape_onc
     // tiny_http 0.12 ends its accept loop on the first accept error: one EMFILE and the server
     // is deaf until restarted. Here the accept loop must outlive it.
     let _serial = serial();
-    if Command::new("prlimit").arg("--version").output().is_err() {
-        eprintln!("note: prlimit (util-linux) is not installed; skipping");
-        return;
+    if !runs("prlimit", &["--version"]) {
+        return skip("prlimit is not installed (Debian package util-linux)");
     }
     let sim = Sim::start(&["--profile", "ec2-bridge"]);
-    let port = common::free_port();
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let child = Command::new("prlimit")
-        .args(["--nofile=64:64", common::EXPORTER])
-        .args([
-            "--metadata-url",
-            &sim.url,
-            "--interval",
-            "1",
-            "--timeout",
-            "5",
-        ])
-        .args([
-            "--bind-address",
-            "127.0.0.1",
-            "--exporter-port",
-            &port.to_string(),
-        ])
-        .env_clear()
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start the exporter under prlimit");
-    let mut exporter = Exporter::adopt(child, addr);
+    let mut exporter = sim
+        .exporter()
+        .args(&["--interval", "1", "--timeout", "5"])
+        .via(&["prlimit", "--nofile=64:64", EXPORTER])
+        .start();
+    let addr = exporter.addr;
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", exporter.child.id()))
         .expect("/proc limits");
     assert!(

@@ -14,7 +14,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::LazyLock;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use ecs_container_exporter::serve::http::{self, Limits, Request, Response, Server};
 
 use common::client::{
-    answer_count, closed_by_server, connect_and_drop, idle_connections, read_response, send,
-    status_of, statuses, timed, trickle,
+    answer_count, closed_by_server, connect_and_drop, idle_connections, read_response,
+    read_to_close, send, send_chunks, send_on, status_of, statuses, timed, trickle,
 };
 use common::{http_get, wait_for};
 
@@ -149,14 +149,7 @@ fn a_head_of_the_limit_is_served_and_one_byte_more_gets_431_then_a_close() {
                 "{shape} {size}"
             );
         }
-        let head = build(MAX_HEAD + 1);
-        let mut stream = TcpStream::connect(addr).expect("connect");
-        for piece in head.chunks(512) {
-            stream.write_all(piece).expect("write");
-        }
-        let _ = stream.shutdown(Shutdown::Write);
-        let mut raw = Vec::new();
-        let _ = stream.read_to_end(&mut raw);
+        let raw = send_chunks(addr, &build(MAX_HEAD + 1), 512).expect("in pieces");
         assert_eq!(status_of(&raw), Some(431), "{shape} in pieces");
     }
     // Far over it: the server answers 431 (or the reset of the unread rest eats the answer), and
@@ -286,13 +279,7 @@ fn requests_followed_by_a_half_close_are_answered_then_the_connection_closed_at_
         let mut stream = TcpStream::connect(addr).unwrap();
         thread::sleep(ms(5)); // accepted: it waits for a head
         let started = Instant::now();
-        stream.write_all(requests).unwrap();
-        stream.shutdown(Shutdown::Write).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        let mut raw = Vec::new();
-        let _ = stream.read_to_end(&mut raw);
+        let raw = send_on(&mut stream, requests, requests.len()).expect("closed");
         let took = started.elapsed();
         assert_eq!(answer_count(&raw), answers, "{i}: {}", raw.escape_ascii());
         assert!(took < Duration::from_secs(1), "{i}: closed after {took:?}");
@@ -483,7 +470,7 @@ fn connections_beyond_the_connection_cap_get_503_and_a_close() {
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     let mut raw = Vec::new();
-    refused.read_to_end(&mut raw).expect("a 503, then a close");
+    read_to_close(&mut refused, &mut raw).expect("a 503, then a close");
     let text = String::from_utf8_lossy(&raw);
     assert_eq!(status_of(&raw), Some(503), "{text}");
     assert!(text.contains("Retry-After: 1\r\n"), "{text}");
@@ -558,11 +545,9 @@ fn an_answer_not_taken_within_the_write_timeout_is_dropped() {
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
-    let mut got = 0;
-    let mut chunk = vec![0u8; 1 << 16];
-    while let Ok(n @ 1..) = stream.read(&mut chunk) {
-        got += n;
-    }
+    let mut raw = Vec::new();
+    let _ = read_to_close(&mut stream, &mut raw);
+    let got = raw.len();
     assert!(
         got < BIG.len(),
         "the whole answer ({got} bytes) after its deadline"

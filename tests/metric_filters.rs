@@ -9,8 +9,8 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::statsd::{Receiver, Round, parse_line};
-use common::{Exporter, LEGACY_FAMILIES, Scrape, Sim};
+use common::statsd::{Receiver, Round, flags, parse_line};
+use common::{Exporter, LEGACY_FAMILIES, Launch, Scrape, Sim, task_ratio_ready};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -23,21 +23,17 @@ fn start(
     env: &[(&str, &str)],
     ready: impl FnMut(&Scrape) -> bool,
 ) -> (Sim, Exporter, Scrape) {
-    let sim = Sim::start(&["--profile", "ec2-awsvpc", "--refresh-secs", "0"]);
     let port = rx.port();
-    let mut all = vec![
-        "--interval",
-        "0.3",
-        "--use-statsd",
-        "--statsd-host",
-        "127.0.0.1",
-        "--statsd-port",
-        &port,
-    ];
-    all.extend_from_slice(args);
-    let exporter = Exporter::start(&sim.url, &all, env);
-    let s = exporter.scrape_until(TIMEOUT, ready);
-    (sim, exporter, s)
+    Launch::new()
+        .args(&["--interval", "0.3"])
+        .args(&flags("127.0.0.1", &port))
+        .args(args)
+        .env(env)
+        .task_until(
+            &["--profile", "ec2-awsvpc", "--refresh-secs", "0"],
+            TIMEOUT,
+            ready,
+        )
 }
 
 /// The families of a scrape.
@@ -69,10 +65,6 @@ fn legacy(families: &BTreeSet<String>) -> BTreeSet<String> {
 
 #[test]
 fn a_denylist_takes_its_families_out_of_metrics_and_statsd() {
-    let ratio_ready = |s: &Scrape| {
-        s.get("ecs_task_cpu_usage_ratio", &[("container_name", "_task_")])
-            .is_some()
-    };
     let denied = |f: &str| {
         f.starts_with("ecs_task_network_")
             || [
@@ -85,7 +77,7 @@ fn a_denylist_takes_its_families_out_of_metrics_and_statsd() {
 
     // Unfiltered first: what the denylist has to remove is there.
     let rx = Receiver::bind("127.0.0.1").expect("UDP receiver");
-    let (_sim, _exporter, s) = start(&rx, &[], &[], ratio_ready);
+    let (_sim, _exporter, s) = start(&rx, &[], &[], task_ratio_ready);
     let everything = families(&s);
     let sent = statsd_families(&rx.complete_rounds(2));
     assert!(
@@ -102,9 +94,9 @@ fn a_denylist_takes_its_families_out_of_metrics_and_statsd() {
             "ecs_task_network_*, ecs_task_cpu_kernelmode,ecs_container_info,ecs_exporter_up",
         ],
         &[],
-        ratio_ready,
+        task_ratio_ready,
     );
-    assert!(ratio_ready(&s), "no second poll within {TIMEOUT:?}");
+    assert!(task_ratio_ready(&s), "no second poll within {TIMEOUT:?}");
     let shown = families(&s);
     let expected: BTreeSet<String> = everything.iter().filter(|f| !denied(f)).cloned().collect();
     assert_eq!(

@@ -6,21 +6,14 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use common::{EXPORTER, Exporter, Sim};
+use common::Launch;
 
+/// Runs the binary with exactly these arguments and variables: (exit code, stdout and stderr).
 fn run(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let out = Command::new(EXPORTER)
-        .args(args)
-        .env_clear()
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ecs-container-exporter");
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.code(), text)
+    let ran = Launch::new().args(args).env(env).run();
+    (ran.code, ran.stdout + &ran.stderr)
 }
 
 #[test]
@@ -58,12 +51,12 @@ fn the_minimal_binary_refuses_remote_write_with_one_line_and_exit_2() {
 
 #[test]
 fn the_minimal_binary_exports_without_the_remote_write_families() {
-    let sim = Sim::start(&[]);
-    let exporter = Exporter::start(&sim.url, &["--interval", "0.2"], &[]);
-    let scrape = exporter.scrape_until(std::time::Duration::from_secs(10), |s| {
-        s.has_family("ecs_task_cpu_limit")
-    });
-    assert!(scrape.has_family("ecs_task_cpu_limit"), "no poll in 10 s");
+    let (_sim, _exporter, scrape) =
+        Launch::new()
+            .args(&["--interval", "0.2"])
+            .task_until(&[], Duration::from_secs(10), |s| {
+                s.has_family("ecs_task_cpu_limit")
+            });
     assert!(scrape.has_family("ecs_task_mem_usage"));
     assert!(!scrape.has_family("ecs_exporter_remote_write_requests_total"));
 }

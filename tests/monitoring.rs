@@ -19,20 +19,20 @@
 //!   stand-in targets (what the ECS discovery and prometheus-ecs-discovery would find), and the
 //!   README showing each as it is.
 //!
-//! Where `promtool` or `prometheus` is missing, the tests that need it say so on stderr and pass
-//! (the recipes' tests fail instead under `CI=true`).
+//! Where `promtool` or `prometheus` is missing, the tests that need it say so in one line and
+//! pass (fail under `CI=true`).
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::prometheus::{Prometheus, encode, prometheus_version, promtool_installed};
-use common::{Exporter, Sim, http_get, wait_for};
+use common::prometheus::{
+    self, Prometheus, encode, prometheus_version, promtool_installed, version,
+};
+use common::{Exporter, Launch, PROFILES, Sim, TempDir, run_ok, skip, wait_for};
 use serde_json::Value;
 
 /// The job name the alert rules expect (README's scrape config).
@@ -47,7 +47,6 @@ const GRAFANA_BUILTINS: [(&str, &str); 3] = [
 ];
 /// How a panel says that it is empty until something happens.
 const WHEN: &str = "Only when it happens";
-const PROFILES: [&str; 4] = ["fargate", "ec2-bridge", "managed-instances", "ec2-awsvpc"];
 /// The remote-write self-metrics (SPEC §5), which the push alerts read: the exporter writes them
 /// only when it pushes (`--remote-write-url`).
 const PUSH_SERIES: [&str; 4] = [
@@ -83,29 +82,20 @@ fn dashboard() -> Value {
     serde_json::from_str(&read(&path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// `promtool <args>` in `monitoring/`: (exit success, everything it printed).
 fn promtool(args: &[&str]) -> (bool, String) {
-    let out = Command::new("promtool")
-        .args(args)
-        .current_dir(monitoring())
-        .output()
-        .expect("run promtool");
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), printed)
+    prometheus::promtool(args, &monitoring(), "")
 }
 
-fn no_promtool() -> bool {
-    if promtool_installed() {
-        return false;
+/// True when `promtool` is not on PATH, after [`skip`]ping: `what` is not checked.
+fn no_promtool(what: &str) -> bool {
+    let missing = !promtool_installed();
+    if missing {
+        skip(&format!(
+            "promtool is not on PATH (apt-get install -y prometheus), so {what} is not checked"
+        ));
     }
-    eprintln!(
-        "SKIPPED tests/monitoring.rs: `promtool` is not on PATH \
-         (apt-get install -y prometheus; .ci/run installs it)"
-    );
-    true
+    missing
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -332,121 +322,68 @@ fn recorded() -> BTreeSet<String> {
 fn served() -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     for profile in PROFILES {
-        let sim = Sim::start(&["--profile", profile, "--refresh-secs", "0"]);
-        let exporter = Exporter::start(&sim.url, &["--interval", "0.2"], &[("EXCLUDE", "")]);
-        let s = exporter.scrape_until(Duration::from_secs(15), |s| {
-            s.has_family("ecs_task_cpu_usage_ratio")
-        });
-        assert!(
-            s.has_family("ecs_task_cpu_usage_ratio"),
-            "{profile}: no data"
-        );
+        let (_sim, _exporter, s) = Launch::new()
+            .args(&["--interval", "0.2"])
+            .env(&[("EXCLUDE", "")])
+            .task_until(
+                &["--profile", profile, "--refresh-secs", "0"],
+                Duration::from_secs(15),
+                |s| s.has_family("ecs_task_cpu_usage_ratio"),
+            );
         names.extend(s.samples.keys().map(|(name, _)| name.clone()));
     }
     names
 }
 
-/// A remote-write receiver that answers every request `204` and keeps nothing: enough for an
-/// exporter to count its pushes as sent (a gauge such as the last success's time may wait for
-/// one).
-fn accepting_receiver() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a receiver");
-    let addr = listener.local_addr().expect("the receiver's address");
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || answer_204(stream));
-        }
-    });
-    addr
-}
-
-/// Reads requests (head, then a `Content-Length` body) and answers each `204`, until the
-/// client closes or stalls for 5 s.
-fn answer_204(mut stream: TcpStream) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    loop {
-        let mut length = 0;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line)? == 0 {
-                return Ok(());
-            }
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-        std::io::copy(&mut (&mut reader).take(length), &mut std::io::sink())?;
-        stream.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")?;
-    }
-}
-
-/// The remote-write series names of an exporter that pushes (to [`accepting_receiver`]).
-/// A binary that refuses `--remote-write-url` with exit status 2 (one built without the
-/// `remote-write` feature, or before it) serves none, and [`PUSH_SERIES`] stands in for them;
-/// a binary that pushes must serve every one of [`PUSH_SERIES`].
+/// The remote-write series names of an exporter that pushes (to the tests' receiver, which
+/// answers every request 204). A binary that refuses `--remote-write-url` with exit status 2
+/// (one built without the `remote-write` feature, or before it) serves none, and
+/// [`PUSH_SERIES`] stands in for them; a binary that pushes must serve every one of
+/// [`PUSH_SERIES`].
 fn pushed() -> BTreeSet<String> {
     let sim = Sim::start(&["--profile", "fargate", "--refresh-secs", "0"]);
-    let receiver = format!("http://{}/api/v1/write", accepting_receiver());
-    let mut last = String::new();
-    // As in `Exporter::start`: another process may take the free port first; then try another.
-    for _ in 0..5 {
-        let port = common::free_port();
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let mut child = Command::new(common::EXPORTER)
-            .args([
-                "--metadata-url",
-                &sim.url,
-                "--exporter-port",
-                &port.to_string(),
-            ])
-            .args(["--bind-address", "127.0.0.1", "--interval", "0.2"])
-            .args(["--remote-write-url", &receiver])
-            .env_clear()
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start ecs-container-exporter");
-        wait_for(Duration::from_secs(10), || {
-            !matches!(child.try_wait(), Ok(None)) || http_get(addr, "/metrics", &[]).is_ok()
-        });
-        if matches!(child.try_wait(), Ok(None)) {
-            let exporter = Exporter::adopt(child, addr);
-            let has = |s: &common::Scrape, name: &str| s.samples.keys().any(|(n, _)| n == name);
-            let s = exporter.scrape_until(Duration::from_secs(15), |s| {
-                PUSH_SERIES.iter().all(|name| has(s, name))
-            });
-            let missing: Vec<&&str> = PUSH_SERIES.iter().filter(|n| !has(&s, n)).collect();
-            assert!(
-                missing.is_empty(),
-                "an exporter that pushes does not serve {missing:?}"
-            );
-            return s
-                .samples
-                .keys()
-                .map(|(name, _)| name.clone())
-                .filter(|name| name.starts_with("ecs_exporter_remote_write_"))
-                .collect();
-        }
-        let out = child.wait_with_output().expect("the exporter's output");
-        last = String::from_utf8_lossy(&out.stderr).into_owned();
-        if out.status.code() == Some(2) && last.to_lowercase().contains("remote-write") {
+    #[cfg(feature = "remote-write")]
+    let receiver = common::receiver::Receiver::start();
+    #[cfg(feature = "remote-write")]
+    let url = receiver.url.as_str();
+    // A binary without remote write refuses any URL before it could use one.
+    #[cfg(not(feature = "remote-write"))]
+    let url = "http://127.0.0.1:9/api/v1/write";
+    let launch = sim
+        .exporter()
+        .args(&["--interval", "0.2", "--remote-write-url", url]);
+    let exporter = match launch.try_start() {
+        Ok(exporter) => exporter,
+        Err(exited)
+            if exited.code == Some(2) && exited.logs.to_lowercase().contains("remote-write") =>
+        {
             eprintln!(
                 "note: this exporter does not push; the rules' remote-write names are checked \
                  against SPEC §5's list ({}): {}",
                 PUSH_SERIES.join(", "),
-                last.trim()
+                exited.logs.trim()
             );
             return PUSH_SERIES.iter().map(|s| (*s).to_owned()).collect();
         }
-    }
-    panic!("an exporter with --remote-write-url did not start: {last}");
+        Err(exited) => panic!(
+            "an exporter with --remote-write-url did not start: {:?}\n{}",
+            exited.code, exited.logs
+        ),
+    };
+    let has = |s: &common::Scrape, name: &str| s.has_family(name);
+    let s = exporter.scrape_until(Duration::from_secs(15), |s| {
+        PUSH_SERIES.iter().all(|name| has(s, name))
+    });
+    let missing: Vec<&&str> = PUSH_SERIES.iter().filter(|n| !has(&s, n)).collect();
+    assert!(
+        missing.is_empty(),
+        "an exporter that pushes does not serve {missing:?}"
+    );
+    s.samples
+        .keys()
+        .map(|(name, _)| name.clone())
+        .filter(|name| name.starts_with("ecs_exporter_remote_write_"))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -454,7 +391,7 @@ fn pushed() -> BTreeSet<String> {
 
 #[test]
 fn promtool_check_rules_accepts_every_rule_file() {
-    if no_promtool() {
+    if no_promtool("monitoring/'s rule files") {
         return;
     }
     for file in rule_files() {
@@ -471,7 +408,7 @@ fn promtool_check_rules_accepts_every_rule_file() {
 
 #[test]
 fn promtool_unit_tests_cover_every_alert_firing_and_quiet_and_every_recording_rule() {
-    if no_promtool() {
+    if no_promtool("monitoring/tests/") {
         return;
     }
     let tests_dir = monitoring().join("tests");
@@ -561,41 +498,6 @@ fn discovery() -> PathBuf {
     monitoring().join("discovery")
 }
 
-/// Whether promtool is there to check the recipes. Without it the test fails under `CI=true`
-/// (CI installs it) and otherwise says so in one line and passes.
-fn promtool_for_recipes() -> bool {
-    if promtool_installed() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true and `promtool` is not on PATH: the discovery recipes cannot be checked \
-         (apt-get install -y prometheus)"
-    );
-    eprintln!(
-        "skipping: `promtool` is not on PATH (apt-get install -y prometheus), so the discovery \
-         recipes in monitoring/discovery/ are not checked"
-    );
-    false
-}
-
-/// `promtool --version` → (major, minor).
-fn promtool_version() -> (u32, u32) {
-    let out = Command::new("promtool")
-        .arg("--version")
-        .output()
-        .expect("run promtool --version");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let version = text
-        .split_whitespace()
-        .skip_while(|w| *w != "version")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no version in {text:?}"));
-    let mut parts = version.split(['.', '+', '-']);
-    let mut next = || parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-    (next(), next())
-}
-
 /// `promtool check config` on one file: (passed, what it printed).
 fn check_config(path: &Path) -> (bool, String) {
     promtool(&["check", "config", &path.display().to_string()])
@@ -604,19 +506,13 @@ fn check_config(path: &Path) -> (bool, String) {
 /// `promtool check service-discovery` for the recipes' job: the labels of every target it
 /// keeps after relabeling (a dropped target has none).
 fn kept_targets(config: &Path) -> Vec<BTreeMap<String, String>> {
-    let out = Command::new("promtool")
-        .args(["check", "service-discovery", "--timeout=2s"])
-        .arg(config)
-        .arg(RECIPE_JOB)
-        .output()
-        .expect("run promtool check service-discovery");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "promtool check service-discovery {}:\n{stdout}{}",
-        config.display(),
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new("promtool")
+            .args(["check", "service-discovery", "--timeout=2s"])
+            .arg(config)
+            .arg(RECIPE_JOB),
     );
+    let stdout = String::from_utf8_lossy(&out.stdout);
     let targets: Vec<Value> = serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("promtool's answer is not JSON ({e}):\n{stdout}"));
     targets
@@ -670,10 +566,10 @@ fn yaml_block(text: &str, indent: usize, key: &str) -> (String, String, String) 
 
 #[test]
 fn discovery_recipes_pass_promtool_where_this_prometheus_knows_their_keys() {
-    if !promtool_for_recipes() {
+    if no_promtool("monitoring/discovery/") {
         return;
     }
-    let version = promtool_version();
+    let version = version("promtool").expect("promtool --version");
     for name in ["file-sd.yml", "dns-sd.yml"] {
         let (ok, printed) = check_config(&discovery().join(name));
         assert!(ok && printed.contains("SUCCESS"), "{name}:\n{printed}");
@@ -698,7 +594,7 @@ fn discovery_recipes_pass_promtool_where_this_prometheus_knows_their_keys() {
 
 #[test]
 fn the_aws_sd_recipe_keeps_the_exporters_services_and_families_on_port_9545() {
-    if !promtool_for_recipes() {
+    if no_promtool("monitoring/discovery/") {
         return;
     }
     let text = read(&discovery().join("aws-sd-ecs.yml"));
@@ -733,7 +629,7 @@ fn the_aws_sd_recipe_keeps_the_exporters_services_and_families_on_port_9545() {
              'arn:aws:ecs:us-east-1:123456789012:task-definition/{definition}'\n"
         );
     }
-    let dir = common::prometheus::TempDir::new();
+    let dir = TempDir::new("discovery");
     let config = dir.0.join("aws-sd-ecs-stand-in.yml");
     std::fs::write(&config, format!("{before}{stand_in}{after}")).expect("write the config");
 
@@ -752,13 +648,13 @@ fn the_aws_sd_recipe_keeps_the_exporters_services_and_families_on_port_9545() {
 
 #[test]
 fn the_file_sd_recipe_keeps_the_exporters_container_and_drops_the_tools_labels() {
-    if !promtool_for_recipes() {
+    if no_promtool("monitoring/discovery/") {
         return;
     }
     // What prometheus-ecs-discovery writes: one target per container with a
     // PROMETHEUS_EXPORTER_PORT docker label. A Fargate task runs the exporter and an exporter of
     // the application's own; an EC2 bridge task has the exporter on a dynamic host port.
-    let dir = common::prometheus::TempDir::new();
+    let dir = TempDir::new("discovery");
     let targets = dir.0.join("ecs_file_sd.yml");
     let entry = |address: &str, task: &str, family: &str, container: &str| {
         format!(
@@ -1127,11 +1023,7 @@ fn only_when_it_happens(d: &Value) -> BTreeSet<(String, String)> {
 #[test]
 fn prometheus_evaluates_every_rule_and_every_dashboard_query_returns_data() {
     let Some(version) = prometheus_version() else {
-        eprintln!(
-            "SKIPPED tests/monitoring.rs (real Prometheus): the `prometheus` binary is not on \
-             PATH (apt-get install -y prometheus; .ci/run installs it)"
-        );
-        return;
+        return skip("prometheus is not on PATH (apt-get install -y prometheus)");
     };
     let started = Instant::now();
     let fargate = Sim::start(&["--profile", "fargate", "--refresh-secs", "0"]);

@@ -133,13 +133,7 @@ fn check(case: &Case) -> (usize, Vec<String>) {
         .filter(|l| !l.starts_with('#') && !l.is_empty())
     {
         let (name, labels, value) = parse_sample(line).unwrap();
-        let label = |k: &str| {
-            labels
-                .iter()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.as_str())
-                .unwrap_or("")
-        };
+        let label = |k: &str| common::label(&labels, k).unwrap_or("");
         let container = label("container_name");
         let c = [("container_name", container)];
         let task = [("container_name", "_task_")];
@@ -148,13 +142,7 @@ fn check(case: &Case) -> (usize, Vec<String>) {
                 let info = ours.series("ecs_task_info");
                 assert_eq!(info.len(), 1);
                 let (our_labels, v) = &info[0];
-                let our = |k: &str| {
-                    our_labels
-                        .iter()
-                        .find(|(n, _)| n == k)
-                        .map(|(_, v)| v.as_str())
-                        .unwrap_or("")
-                };
+                let our = |k: &str| common::label(our_labels, k).unwrap_or("");
                 t.number("ecs_task_info".into(), Some(*v), value);
                 for k in [
                     "task_arn",

@@ -22,9 +22,8 @@ use std::time::{Duration, Instant};
 
 use common::docker::{
     AMD64, ARM64, Cleanup, built_commit, docker, find_in_path, manifest_dir, target_ready,
-    unavailable,
 };
-use common::{free_port, http_get, wait_for};
+use common::{free_port, http_get, skip, wait_for};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -34,14 +33,14 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// A Docker engine and a CLI with `docker manifest`.
 fn engine_ready() -> bool {
     if let Err(why) = docker(&["version", "--format", "{{.Server.Version}}"]) {
-        unavailable(&format!(
+        skip(&format!(
             "no Docker engine answers `docker version` ({})",
             why.lines().next().unwrap_or("")
         ));
         return false;
     }
     if docker(&["manifest", "--help"]).is_err() {
-        unavailable("this Docker CLI has no `docker manifest` (Docker 20.10 or later has it)");
+        skip("this Docker CLI has no `docker manifest` (Docker 20.10 or later has it)");
         return false;
     }
     true
@@ -51,14 +50,14 @@ fn engine_ready() -> bool {
 fn registry_tools_ready() -> bool {
     for (tool, package) in [("docker-registry", "docker-registry"), ("skopeo", "skopeo")] {
         if find_in_path(tool).is_none() {
-            unavailable(&format!(
+            skip(&format!(
                 "{tool} is not installed (Debian package {package})"
             ));
             return false;
         }
     }
     if !target_ready(AMD64) || !target_ready(ARM64) {
-        unavailable(&format!(
+        skip(&format!(
             "the Rust targets {AMD64} and {ARM64} are not installed"
         ));
         return false;
@@ -84,11 +83,11 @@ fn qemu_binfmt_ready() -> bool {
         return true;
     }
     if find_in_path("qemu-aarch64-static").is_none() {
-        unavailable("qemu-aarch64-static is not installed (Debian package qemu-user-static)");
+        skip("qemu-aarch64-static is not installed (Debian package qemu-user-static)");
         return false;
     }
     let Some(update) = find_in_path("update-binfmts") else {
-        unavailable("update-binfmts is not installed (Debian package binfmt-support)");
+        skip("update-binfmts is not installed (Debian package binfmt-support)");
         return false;
     };
     let out = Command::new(update)
@@ -99,7 +98,7 @@ fn qemu_binfmt_ready() -> bool {
         eprintln!("registered qemu-aarch64 with binfmt_misc (update-binfmts --enable)");
         return true;
     }
-    unavailable(&format!(
+    skip(&format!(
         "no enabled binfmt_misc handler for aarch64 with the F flag ({BINFMT_AARCH64}), and \
          `update-binfmts --enable qemu-aarch64` did not register one (it needs root): {out:?}"
     ));

@@ -12,23 +12,23 @@
 //!
 //! The second build of the reproducibility test is a clean one (a fresh `CARGO_TARGET_DIR`, umask
 //! 077), for amd64 only: 45 to 95 s on the two shared cores of the development machine. Tests
-//! that need a missing musl target or no Docker engine print why on stderr and pass; the
-//! build-script tests that make repositories need `git`. Reading the embedded list needs
-//! `python3` (its zlib): without it that test prints why and passes, and under `CI=true` fails.
+//! that need a missing musl target, a Docker engine or `git` (the build-script tests that make
+//! repositories) say so in one line and pass (fail under `CI=true`). Reading the embedded list
+//! needs `python3` (its zlib): likewise.
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use common::docker::{
     AMD64, ARM64, Cleanup, TarEntry, built_commit, check_image_config, dist_binary, find_in_path,
-    git_commit, image_own_files, inspect, make, manifest_dir, no_engine, rustc, tar_entries,
-    target_ready, unavailable,
+    git_commit, image_own_files, inspect, make, manifest_dir, no_engine, no_target, rustc,
+    tar_entries, target_ready,
 };
-use common::{EXPORTER, Exporter, Sim};
+use common::{Exporter, Launch, Sim, TempDir, run_ok as run, runs, skip};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -62,29 +62,18 @@ fn version_prints_one_line_with_version_commit_and_target_and_exits_0() {
         (&["--version"], &bad_env),
         (&["--interval", "abc", "-V"], &[]),
     ] {
-        let out = Command::new(EXPORTER)
-            .args(args)
-            .env_clear()
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .output()
-            .expect("run ecs-container-exporter");
+        let ran = Launch::new().args(args).env(env).run();
         let what = format!("{args:?} env {env:?}");
-        assert_eq!(out.status.code(), Some(0), "{what}: {out:?}");
-        assert_eq!(String::from_utf8_lossy(&out.stdout), expected, "{what}");
-        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{what}");
+        assert_eq!(ran.code, Some(0), "{what}: {ran:?}");
+        assert_eq!(ran.stdout, expected, "{what}");
+        assert_eq!(ran.stderr, "", "{what}");
     }
     match &commit {
         Some(commit) => eprintln!("--version names commit {commit}"),
         None => eprintln!("no git here: --version says the commit is unknown"),
     }
 
-    let help = Command::new(EXPORTER)
-        .arg("--help")
-        .env_clear()
-        .output()
-        .expect("run ecs-container-exporter --help");
-    let help = String::from_utf8_lossy(&help.stdout);
+    let help = Launch::new().args(&["--help"]).run().stdout;
     assert!(help.contains("  -V, --version  "), "{help}");
 }
 
@@ -139,20 +128,16 @@ struct BuildScript {
 }
 
 impl BuildScript {
-    fn compile(dir: &Path) -> BuildScript {
-        let exe = dir.join("build-script");
-        let out = Command::new(rustc())
+    /// `build.rs` compiled into a temporary directory of its own (`what` names it), which the
+    /// test may use too.
+    fn compile(what: &str) -> (TempDir, BuildScript) {
+        let temp = TempDir::new(what);
+        let exe = temp.0.join("build-script");
+        run(Command::new(rustc())
             .args(["--edition", "2024", "-o"])
             .arg(&exe)
-            .arg(manifest_dir().join("build.rs"))
-            .output()
-            .expect("run rustc");
-        assert!(
-            out.status.success(),
-            "rustc build.rs: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        BuildScript { exe }
+            .arg(manifest_dir().join("build.rs")));
+        (temp, BuildScript { exe })
     }
 
     /// Runs the script for a crate in `crate_dir` with `ECS_EXPORTER_COMMIT` set or not.
@@ -204,7 +189,7 @@ impl BuildScript {
 
 /// `git -C dir args` with a fixed identity and no signing; panics on failure; trimmed stdout.
 fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
+    let out = run(Command::new("git")
         .arg("-C")
         .arg(dir)
         .args([
@@ -223,23 +208,17 @@ fn git(dir: &Path, args: &[&str]) -> String {
         .env_remove("GIT_DIR")
         .env_remove("GIT_WORK_TREE")
         .env_remove("GIT_INDEX_FILE")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?} in {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .stdin(Stdio::null()));
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// Whether git runs here; if not, [`skip`]s (the test, or its part that makes repositories).
 fn git_installed() -> bool {
-    Command::new("git")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
+    let found = runs("git", &["--version"]);
+    if !found {
+        skip("git is not installed");
+    }
+    found
 }
 
 /// The contents of each watched file (`None` when it is gone).
@@ -260,11 +239,9 @@ fn commit_a_file(dir: &Path, name: &str) -> String {
 #[test]
 fn the_build_script_reads_the_commit_of_this_checkout() {
     if !git_installed() {
-        eprintln!("skipping: git is not installed");
         return;
     }
-    let temp = TempDir::new("script-here");
-    let script = BuildScript::compile(&temp.0);
+    let (_temp, script) = BuildScript::compile("script-here");
     let run = script.run(&manifest_dir(), None);
     assert_eq!(run.code, Some(0), "{run:?}");
     assert_eq!(
@@ -289,11 +266,9 @@ fn the_build_script_reads_the_commit_of_this_checkout() {
 #[test]
 fn the_build_script_follows_commits_in_a_git_worktree_even_after_refs_are_packed() {
     if !git_installed() {
-        eprintln!("skipping: git is not installed");
         return;
     }
-    let temp = TempDir::new("script-worktree");
-    let script = BuildScript::compile(&temp.0);
+    let (temp, script) = BuildScript::compile("script-worktree");
     let main = temp.0.join("main");
     std::fs::create_dir(&main).expect("mkdir");
     git(&main, &["init", "-q"]);
@@ -341,8 +316,7 @@ fn the_build_script_follows_commits_in_a_git_worktree_even_after_refs_are_packed
 
 #[test]
 fn the_build_script_says_unknown_outside_git_and_takes_a_valid_override() {
-    let temp = TempDir::new("script-no-git");
-    let script = BuildScript::compile(&temp.0);
+    let (temp, script) = BuildScript::compile("script-no-git");
     // A source tree unpacked where no git repository is: not in git.
     let tarball = temp.0.join("ecs-container-exporter-0.1.0");
     std::fs::create_dir(&tarball).expect("mkdir");
@@ -433,12 +407,7 @@ fn archive_name(arch: &str) -> String {
 
 /// The members of a `.tar.gz` (through `gzip -dc`).
 fn read_archive(path: &Path) -> Vec<TarEntry> {
-    let out = Command::new("gzip")
-        .arg("-dc")
-        .arg(path)
-        .output()
-        .expect("run gzip");
-    assert!(out.status.success(), "gzip -dc {}: {out:?}", path.display());
+    let out = run(Command::new("gzip").arg("-dc").arg(path));
     tar_entries(&out.stdout).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -472,26 +441,13 @@ fn make_private(args: &[&str], target_dir: Option<&Path>) {
     run(&mut command);
 }
 
-fn run(command: &mut Command) -> Output {
-    let out = command.output().expect("run a command");
-    assert!(
-        out.status.success(),
-        "{command:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 #[test]
 fn dist_archives_hold_binary_license_and_readme_and_their_sums_check() {
-    if !target_ready(AMD64) || !target_ready(ARM64) {
-        eprintln!("skipping: the Rust targets {AMD64} and {ARM64} are not installed");
+    if no_target(AMD64) || no_target(ARM64) {
         return;
     }
     let Some(epoch) = source_date_epoch() else {
-        eprintln!("skipping: no git commit to date the archives and no SOURCE_DATE_EPOCH");
-        return;
+        return skip("no git commit to date the archives and no SOURCE_DATE_EPOCH");
     };
     let temp = TempDir::new("dist");
     make_private(&["dist", &format!("DIST={}", temp.0.display())], None);
@@ -607,13 +563,11 @@ fn dist_archives_hold_binary_license_and_readme_and_their_sums_check() {
 
 #[test]
 fn two_builds_of_one_commit_give_identical_archives_dated_by_source_date_epoch() {
-    if !target_ready(AMD64) {
-        eprintln!("skipping: the Rust target {AMD64} is not installed");
+    if no_target(AMD64) {
         return;
     }
     if source_date_epoch().is_none() {
-        eprintln!("skipping: no git commit to date the archives and no SOURCE_DATE_EPOCH");
-        return;
+        return skip("no git commit to date the archives and no SOURCE_DATE_EPOCH");
     }
     let temp = TempDir::new("reproducible");
     let name = format!("{}.tar.gz", archive_name("amd64"));
@@ -791,7 +745,7 @@ fn python3_ready() -> bool {
     if find_in_path("python3").is_some() {
         return true;
     }
-    unavailable("python3 is not installed: the test inflates the embedded list with its zlib");
+    skip("python3 is not installed: the test inflates the embedded list with its zlib");
     false
 }
 
@@ -925,7 +879,7 @@ fn resolved_packages(triple: &str) -> BTreeSet<Crate> {
 #[test]
 fn static_binaries_carry_their_dependency_list_which_matches_cargo_lock() {
     if !target_ready(AMD64) || !target_ready(ARM64) {
-        unavailable(&format!(
+        skip(&format!(
             "the Rust targets {AMD64} and {ARM64} are not installed"
         ));
         return;
@@ -1112,11 +1066,7 @@ fn arm64_image_is_linux_arm64_with_the_labels_and_holds_only_the_arm64_binary() 
         "{bad:?}"
     );
 
-    if no_engine() {
-        return;
-    }
-    if !target_ready(ARM64) {
-        eprintln!("skipping: the Rust target {ARM64} is not installed and cannot be added");
+    if no_engine() || no_target(ARM64) {
         return;
     }
     let pid = std::process::id();
@@ -1147,24 +1097,4 @@ fn arm64_image_is_linux_arm64_with_the_labels_and_holds_only_the_arm64_binary() 
         inspect(&image, "{{.Os}}/{{.Architecture}}"),
         binary.len()
     );
-}
-
-// ---------------------------------------------------------------------------------------------
-
-/// A temporary directory of this test process, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(what: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("ecx-release-{}-{what}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temporary directory");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

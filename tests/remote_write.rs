@@ -27,7 +27,7 @@ use common::prometheus::{Prometheus, series};
 use common::push::{
     JOB, PATIENCE, Watch, outcome, prometheus_receiver, prometheus_receives, watched,
 };
-use common::{Exporter, Scrape, Sim, http_get};
+use common::{Exporter, Scrape, Sim};
 
 /// A series' labels, `__name__` among them, sorted.
 type Labels = Vec<(String, String)>;
@@ -44,9 +44,7 @@ fn write_url(prometheus: &Prometheus) -> String {
 
 /// The task id: the last segment of the simulated task's `TaskARN`.
 fn task_id(sim: &Sim) -> String {
-    let (status, _, body) = http_get(sim.addr, "/task", &[]).expect("GET /task");
-    assert_eq!(status, 200, "{body}");
-    let task: serde_json::Value = serde_json::from_str(&body).expect("task JSON");
+    let task = sim.json("/task");
     let arn = task["TaskARN"].as_str().expect("TaskARN");
     arn.rsplit('/').next().expect("task id").to_owned()
 }

@@ -15,20 +15,21 @@
 
 mod common;
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::prometheus::{Getter, TempDir};
+use common::client::{parse_answer, read_to_close};
+use common::prometheus::Getter;
 use common::push::{
     PATIENCE, Watch, arrives, complaints_with, counted, outcome, prometheus_receiver,
     prometheus_receives, stored_series,
 };
 use common::receiver::Receiver;
-use common::{Exporter, Sim, runs, skip};
+use common::{Exporter, Sim, TempDir, run_ok, runs, skip};
 
 // ---------------------------------------------------------------------------------------------
 // TLS and basic auth against Prometheus' web config.
@@ -45,7 +46,7 @@ impl Pki {
             return None;
         }
         let pki = Pki {
-            dir: TempDir::new(),
+            dir: TempDir::new("pki"),
         };
         let ec = [
             "-newkey",
@@ -115,17 +116,12 @@ impl Pki {
     }
 
     fn openssl(&self, command: &[&str], key: &[&str], args: &[&str]) {
-        let out = Command::new("openssl")
-            .args(command)
-            .args(key)
-            .args(args)
-            .current_dir(&self.dir.0)
-            .output()
-            .expect("run openssl");
-        assert!(
-            out.status.success(),
-            "openssl {command:?} {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        run_ok(
+            Command::new("openssl")
+                .args(command)
+                .args(key)
+                .args(args)
+                .current_dir(&self.dir.0),
         );
     }
 
@@ -180,21 +176,11 @@ fn tls_getter(ca: &Path, user: &str, password: &str) -> Getter {
             "GET {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: {authorization}\r\n\r\n"
         )?;
         tls.flush()?;
+        // A peer that closes without close_notify: the answer is complete all the same.
         let mut raw = Vec::new();
-        match tls.read_to_end(&mut raw) {
-            Ok(_) => {}
-            // A peer that closes without close_notify: the answer is complete all the same.
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
-            Err(e) => return Err(e),
-        }
-        let raw = String::from_utf8_lossy(&raw);
-        let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-        let status = head
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| io::Error::other(format!("no status in {head:?}")))?;
-        Ok((status, body.to_owned()))
+        read_to_close(&mut tls, &mut raw)?;
+        let (status, _, body) = parse_answer(&raw)?;
+        Ok((status, body))
     })
 }
 
@@ -322,7 +308,7 @@ fn tls_and_basic_auth_push_with_the_right_ca_and_password_and_refuse_the_rest_lo
 
 #[test]
 fn basic_and_bearer_secrets_from_files_are_sent_as_authorization_and_never_logged() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("secrets");
     let (password, token) = (dir.0.join("password"), dir.0.join("token"));
     std::fs::write(&password, "pa:ss word\n").expect("write password");
     std::fs::write(&token, "t0ken-xyz\r\n").expect("write token");

@@ -7,11 +7,9 @@
 
 mod common;
 
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{EXPORTER, free_port};
+use common::{Launch, free_port};
 
 /// One refused start: the exporter's arguments (after `--metadata-url` and the port), its
 /// environment, and the words its one line must hold.
@@ -129,42 +127,17 @@ const CASES: &[Case] = &[
     },
 ];
 
-/// Runs the exporter with a case's settings: (exit code, stderr, time to exit).
+/// Runs the exporter with a case's settings (and a metadata URL, a free port, loopback) to its
+/// exit: (exit code, stderr, time to exit).
 fn refused(case: &Case) -> (Option<i32>, String, Duration) {
     let port = free_port().to_string();
-    let started = Instant::now();
-    let mut child = Command::new(EXPORTER)
-        .args([
-            "--metadata-url",
-            "http://127.0.0.1:9",
-            "--exporter-port",
-            &port,
-        ])
-        .args(["--bind-address", "127.0.0.1"])
+    let ran = Launch::new()
+        .metadata_url("http://127.0.0.1:9")
+        .args(&["--exporter-port", &port, "--bind-address", "127.0.0.1"])
         .args(case.args)
-        .env_clear()
-        .envs(case.env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the exporter");
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(5) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{}: still running after 5 s", case.what);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let took = started.elapsed();
-    let mut stderr = String::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        let _ = pipe.read_to_string(&mut stderr);
-    }
-    (status.code(), stderr, took)
+        .env(case.env)
+        .run();
+    (ran.code, ran.stderr, ran.took)
 }
 
 #[test]

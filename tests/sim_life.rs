@@ -9,17 +9,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Exporter, Scrape, Sim, http_get};
+use common::{Exporter, Launch, Scrape, Sim, http_get, label};
 use ecs_container_exporter::core::rfc3339;
 use serde_json::Value;
 
 const PATIENCE: Duration = Duration::from_secs(30);
-
-fn json(sim: &Sim, path: &str) -> Value {
-    let (status, _, body) = http_get(sim.addr, path, &[]).expect("GET");
-    assert_eq!(status, 200, "{path}: {body}");
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
-}
 
 /// The `/task` container object named `name`.
 fn container(task: &Value, name: &str) -> Value {
@@ -51,23 +45,21 @@ fn rx(s: &Scrape, container: &str, interface: &str) -> Option<f64> {
     )
 }
 
-/// Starts the exporter (0.2 s polls) and waits for a scrape with `container`'s CPU counter.
-fn exporter_for(sim: &Sim, container: &str) -> (Exporter, Scrape) {
-    let exporter = Exporter::start(&sim.url, &["--interval", "0.2"], &[]);
-    let s = exporter.scrape_until(PATIENCE, |s| {
-        of(s, "ecs_container_cpu_usage_seconds_total", container).is_some()
-    });
-    assert!(
-        of(&s, "ecs_container_cpu_usage_seconds_total", container).is_some(),
-        "no data for {container}"
-    );
-    (exporter, s)
+/// The simulator (`profile`, every request a new sample) and the exporter polling it every
+/// 0.2 s, once a scrape has `container`'s CPU counter.
+fn task_for(profile: &str, container: &str) -> (Sim, Exporter, Scrape) {
+    let sim = ["--profile", profile, "--refresh-secs", "0"];
+    Launch::new()
+        .args(&["--interval", "0.2"])
+        .task_until(&sim, PATIENCE, |s| {
+            of(s, "ecs_container_cpu_usage_seconds_total", container).is_some()
+        })
 }
 
 #[test]
 fn a_bridge_restart_counts_20000_rx_bytes_per_second_from_zero_since_started_at() {
     let sim = Sim::start(&["--profile", "ec2-bridge", "--refresh-secs", "0"]);
-    let before = container(&json(&sim, "/task"), "prometheus");
+    let before = container(&sim.json("/task"), "prometheus");
     let state: Value =
         serde_json::from_str(&sim.control("restart?container=prometheus")).expect("state is JSON");
     let listed = state["containers"]
@@ -80,8 +72,8 @@ fn a_bridge_restart_counts_20000_rx_bytes_per_second_from_zero_since_started_at(
     assert_eq!(listed["docker_id"], before["DockerId"]);
 
     std::thread::sleep(Duration::from_millis(300));
-    let task = json(&sim, "/task");
-    let stats = json(&sim, "/task/stats");
+    let task = sim.json("/task");
+    let stats = sim.json("/task/stats");
     let after = container(&task, "prometheus");
     assert_eq!(after["DockerId"], before["DockerId"], "same DockerId");
     assert_eq!(after["RestartCount"], 1);
@@ -132,8 +124,7 @@ fn the_exporter_sees_a_restart_reset_the_containers_own_counters_but_not_a_share
         ("ec2-bridge", "prometheus", true),
         ("ec2-awsvpc", "main", false),
     ] {
-        let sim = Sim::start(&["--profile", profile, "--refresh-secs", "0"]);
-        let (exporter, before) = exporter_for(&sim, restarted);
+        let (sim, exporter, before) = task_for(profile, restarted);
         // Let the counters grow well past what a fresh start reaches in a few polls.
         std::thread::sleep(Duration::from_millis(500));
         let before = exporter.scrape_until(PATIENCE, |s| {
@@ -188,8 +179,7 @@ fn the_exporter_sees_a_restart_reset_the_containers_own_counters_but_not_a_share
 
 #[test]
 fn stop_then_start_gives_stopped_metadata_only_then_a_fresh_running_container() {
-    let sim = Sim::start(&["--profile", "fargate", "--refresh-secs", "0"]);
-    let (exporter, _) = exporter_for(&sim, "prometheus");
+    let (sim, exporter, _) = task_for("fargate", "prometheus");
 
     sim.control("stop?container=prometheus&exit_code=2");
     let stopped = exporter.scrape_until(PATIENCE, |s| {
@@ -215,13 +205,13 @@ fn stop_then_start_gives_stopped_metadata_only_then_a_fresh_running_container() 
         None,
         "stats null: metadata families only"
     );
-    let task = json(&sim, "/task");
+    let task = sim.json("/task");
     let meta = container(&task, "prometheus");
     assert_eq!(
         (meta["KnownStatus"].as_str(), meta["DesiredStatus"].as_str()),
         (Some("STOPPED"), Some("STOPPED"))
     );
-    let stats = json(&sim, "/task/stats");
+    let stats = sim.json("/task/stats");
     assert_eq!(
         stats[meta["DockerId"].as_str().expect("id")],
         Value::Null,
@@ -259,8 +249,7 @@ fn stop_then_start_gives_stopped_metadata_only_then_a_fresh_running_container() 
 
 #[test]
 fn starting_an_unknown_name_adds_a_late_container_with_its_own_docker_id() {
-    let sim = Sim::start(&["--profile", "ec2-bridge", "--refresh-secs", "0"]);
-    let (exporter, _) = exporter_for(&sim, "prometheus");
+    let (sim, exporter, _) = task_for("ec2-bridge", "prometheus");
     sim.control("start?container=late");
     let s = exporter.scrape_until(PATIENCE, |s| {
         of(s, "ecs_container_cpu_usage_seconds_total", "late").is_some()
@@ -268,12 +257,7 @@ fn starting_an_unknown_name_adds_a_late_container_with_its_own_docker_id() {
     let ids: Vec<String> = s
         .series("ecs_container_info")
         .iter()
-        .filter_map(|(labels, _)| {
-            labels
-                .iter()
-                .find(|(k, _)| k == "docker_id")
-                .map(|(_, v)| v.clone())
-        })
+        .filter_map(|(labels, _)| label(labels, "docker_id").map(str::to_owned))
         .collect();
     let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
     assert_eq!(unique.len(), ids.len(), "every DockerId differs: {ids:?}");
@@ -288,8 +272,7 @@ fn starting_an_unknown_name_adds_a_late_container_with_its_own_docker_id() {
 
 #[test]
 fn health_control_moves_the_exporters_health_status() {
-    let sim = Sim::start(&["--profile", "ec2-awsvpc", "--refresh-secs", "0"]);
-    let (exporter, s) = exporter_for(&sim, "ecs-exporter");
+    let (sim, exporter, s) = task_for("ec2-awsvpc", "ecs-exporter");
     let status = |s: &Scrape, state: &str| {
         s.get(
             "ecs_container_health_status",
@@ -311,7 +294,7 @@ fn health_control_moves_the_exporters_health_status() {
             .count();
         assert_eq!(ones, 1, "one current state");
     }
-    let meta = container(&json(&sim, "/task"), "ecs-exporter");
+    let meta = container(&sim.json("/task"), "ecs-exporter");
     assert_eq!(meta["Health"]["status"], "HEALTHY");
     assert!(
         meta["Health"]["statusSince"]
@@ -324,7 +307,7 @@ fn health_control_moves_the_exporters_health_status() {
 #[test]
 fn bad_controls_get_400_with_a_json_string_and_change_nothing() {
     let sim = Sim::start(&["--profile", "ec2-awsvpc", "--refresh-secs", "0"]);
-    let before = json(&sim, "/task");
+    let before = sim.json("/task");
     for (path, needle) in [
         (
             "/control/restart?container=nope",
@@ -352,7 +335,7 @@ fn bad_controls_get_400_with_a_json_string_and_change_nothing() {
             .unwrap_or_else(|| panic!("not a JSON string: {body}"));
         assert!(text.contains(needle), "{path}: {text}");
     }
-    let after = json(&sim, "/task");
+    let after = sim.json("/task");
     let meta = |t: &Value| -> Vec<(Value, Value, Value)> {
         t["Containers"]
             .as_array()

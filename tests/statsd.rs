@@ -6,12 +6,11 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::UdpSocket;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::statsd::{Receiver, Round, datagram_lines, parse_line, rounds};
-use common::{Exporter, LEGACY_FAMILIES, Scrape, Sim, wait_for};
+use common::statsd::{Receiver, Round, closed_udp_port, datagram_lines, flags, parse_line, rounds};
+use common::{Exporter, LEGACY_FAMILIES, Launch, Scrape, Sim, skip, task_ratio_ready, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_DATAGRAM: usize = 1432;
@@ -19,30 +18,14 @@ const MAX_DATAGRAM: usize = 1432;
 // ---------------------------------------------------------------------------------------------
 // Helpers.
 
-fn task_ratio_ready(s: &Scrape) -> bool {
-    s.get("ecs_task_cpu_usage_ratio", &[("container_name", "_task_")])
-        .is_some()
-}
-
-/// Sim (every request a new sample) plus an exporter sending to `host`:`port` every 0.3 s.
-fn start(profile: &str, host: &str, port: &str, extra: &[&str]) -> (Sim, Exporter) {
-    let sim = Sim::start(&["--profile", profile, "--refresh-secs", "0"]);
-    let mut args = vec![
-        "--interval",
-        "0.3",
-        "--use-statsd",
-        "--statsd-host",
-        host,
-        "--statsd-port",
-        port,
-    ];
-    args.extend_from_slice(extra);
-    let exporter = Exporter::start(&sim.url, &args, &[]);
-    let s = exporter.scrape_until(TIMEOUT, task_ratio_ready);
-    assert!(
-        task_ratio_ready(&s),
-        "{profile}: no first poll within {TIMEOUT:?}"
-    );
+/// Sim (every request a new sample) plus an exporter sending to `host`:`port` every 0.3 s,
+/// once it has polled twice.
+fn start(profile: &str, host: &str, port: &str) -> (Sim, Exporter) {
+    let sim = ["--profile", profile, "--refresh-secs", "0"];
+    let (sim, exporter, _) = Launch::new()
+        .args(&["--interval", "0.3"])
+        .args(&flags(host, port))
+        .task_until(&sim, TIMEOUT, task_ratio_ready);
     (sim, exporter)
 }
 
@@ -112,7 +95,7 @@ fn check_rounds(rounds: &[Round], info: &[(String, String)]) {
 fn statsd_lines_follow_the_2x_grammar_pack_into_1432_byte_datagrams_and_carry_the_task_tags() {
     let rx = Receiver::bind("127.0.0.1").expect("UDP receiver");
     // Fargate: the endpoint gives the cluster as an ARN; the tag is its short name.
-    let (_sim, exporter) = start("fargate", "127.0.0.1", &rx.port(), &[]);
+    let (_sim, exporter) = start("fargate", "127.0.0.1", &rx.port());
     let rounds = rx.complete_rounds(2);
     let s = exporter.scrape();
     let info = s.series("ecs_task_info");
@@ -140,7 +123,7 @@ fn statsd_lines_follow_the_2x_grammar_pack_into_1432_byte_datagrams_and_carry_th
 /// round of that very poll can match.
 fn check_values_equal_metrics_of_the_same_poll(profile: &str, must_have: &[&str], never: &[&str]) {
     let rx = Receiver::bind("127.0.0.1").expect("UDP receiver");
-    let (_sim, exporter) = start(profile, "127.0.0.1", &rx.port(), &[]);
+    let (_sim, exporter) = start(profile, "127.0.0.1", &rx.port());
     // Past the first poll: windows between two polls, not the endpoint's own precpu.
     rx.complete_rounds(2);
     let mut last = String::new();
@@ -217,7 +200,7 @@ fn statsd_values_equal_metrics_of_the_same_poll_and_leave_out_excluded_container
 #[test]
 fn statsd_rounds_arrive_every_interval_while_metrics_keeps_answering() {
     let rx = Receiver::bind("127.0.0.1").expect("UDP receiver");
-    let (_sim, exporter) = start("ec2-bridge", "127.0.0.1", &rx.port(), &[]);
+    let (_sim, exporter) = start("ec2-bridge", "127.0.0.1", &rx.port());
     let before = rounds(&rx.datagrams()).len();
     let started = Instant::now();
     let mut scrapes = 0;
@@ -240,7 +223,7 @@ fn statsd_rounds_arrive_every_interval_while_metrics_keeps_answering() {
 #[test]
 fn statsd_sends_nothing_after_a_failed_poll_and_resumes_after_recovery() {
     let rx = Receiver::bind("127.0.0.1").expect("UDP receiver");
-    let (sim, exporter) = start("ec2-bridge", "127.0.0.1", &rx.port(), &[]);
+    let (sim, exporter) = start("ec2-bridge", "127.0.0.1", &rx.port());
     rx.complete_rounds(1);
     sim.fault("kind=status500&endpoint=both");
     let s = exporter.scrape_until(TIMEOUT, |s| s.get("ecs_exporter_up", &[]) == Some(0.0));
@@ -267,52 +250,37 @@ fn statsd_sends_nothing_after_a_failed_poll_and_resumes_after_recovery() {
 #[test]
 fn statsd_without_a_receiver_counts_errors_and_the_exporter_keeps_serving() {
     // A UDP port nobody listens on: loopback answers with ICMP port unreachable.
-    let port = UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("UDP port")
-        .port();
-    let (_sim, mut exporter) = start("ec2-bridge", "127.0.0.1", &port.to_string(), &[]);
+    let port = closed_udp_port().to_string();
+    let (_sim, mut exporter) = start("ec2-bridge", "127.0.0.1", &port);
     let s = exporter.scrape_until(TIMEOUT, |s| statsd_errors(s) > 0.0);
     assert!(
         statsd_errors(&s) > 0.0,
         "ecs_exporter_statsd_errors_total stayed 0"
     );
-    let s = exporter.scrape_until(TIMEOUT, |s2| {
-        s2.get("ecs_exporter_last_success_timestamp_seconds", &[])
-            > s.get("ecs_exporter_last_success_timestamp_seconds", &[])
-    });
+    let s = exporter.next_poll(&s, TIMEOUT);
     assert_eq!(s.value("ecs_exporter_up", &[]), 1.0);
-    assert!(
-        exporter.child.try_wait().expect("try_wait").is_none(),
-        "the exporter exited"
-    );
+    assert!(exporter.alive(), "the exporter exited");
 }
 
 #[test]
 fn statsd_to_an_unresolvable_host_counts_errors_and_the_exporter_keeps_serving() {
-    let (_sim, mut exporter) = start("ec2-bridge", "no-such-host.invalid", "8125", &[]);
+    let (_sim, mut exporter) = start("ec2-bridge", "no-such-host.invalid", "8125");
     let s = exporter.scrape_until(Duration::from_secs(20), |s| statsd_errors(s) > 0.0);
     assert!(
         statsd_errors(&s) > 0.0,
         "ecs_exporter_statsd_errors_total stayed 0"
     );
     assert_eq!(s.value("ecs_exporter_up", &[]), 1.0);
-    assert!(
-        exporter.child.try_wait().expect("try_wait").is_none(),
-        "the exporter exited"
-    );
+    assert!(exporter.alive(), "the exporter exited");
 }
 
 #[test]
 fn statsd_reaches_an_ipv6_literal_host() {
     let rx = match Receiver::bind("::1") {
         Ok(rx) => rx,
-        Err(e) => {
-            eprintln!("skipped: cannot bind a UDP socket on [::1] ({e})");
-            return;
-        }
+        Err(e) => return skip(&format!("cannot bind a UDP socket on [::1] ({e})")),
     };
-    let (_sim, exporter) = start("ec2-bridge", "::1", &rx.port(), &[]);
+    let (_sim, exporter) = start("ec2-bridge", "::1", &rx.port());
     let rounds = rx.complete_rounds(1);
     let s = exporter.scrape();
     check_rounds(&rounds, s.series("ecs_task_info")[0].0);
@@ -325,24 +293,22 @@ fn statsd_settings_come_from_use_statsd_statsd_host_and_datadog_variables() {
     let a = Receiver::bind("127.0.0.1").expect("UDP receiver");
     let b = Receiver::bind("127.0.0.1").expect("UDP receiver");
     let (pa, pb) = (a.port(), b.port());
-    let _e1 = Exporter::start(
-        &sim.url,
-        &["--interval", "0.3"],
-        &[
+    let polling = sim.exporter().args(&["--interval", "0.3"]);
+    let _e1 = polling
+        .clone()
+        .env(&[
             ("USE_STATSD", "Yes"),
             ("STATSD_HOST", "127.0.0.1"),
             ("STATSD_PORT", &pa),
-        ],
-    );
-    let _e2 = Exporter::start(
-        &sim.url,
-        &["--interval", "0.3"],
-        &[
+        ])
+        .start();
+    let _e2 = polling
+        .env(&[
             ("USE_STATSD", "on"),
             ("DD_AGENT_HOST", "127.0.0.1"),
             ("DD_DOGSTATSD_PORT", &pb),
-        ],
-    );
+        ])
+        .start();
     a.complete_rounds(1);
     b.complete_rounds(1);
 }

@@ -17,26 +17,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::prometheus::{Prometheus, prometheus_version, sample_value};
-use common::{Exporter, Scrape, Sim, wait_for};
+use common::{Exporter, Launch, Scrape, Sim, skip, task_counters, task_ratio_ready, wait_for};
 
 const TASK: &str = "_task_";
 const PATIENCE: Duration = Duration::from_secs(30);
 /// Bytes each running container receives per second in the simulator (bridge mode).
 const RX_PER_SECOND: f64 = 20_000.0;
-
-/// The `_task_` rows of the counter families, by family and sorted labels.
-fn task_counters(s: &Scrape) -> BTreeMap<(String, Vec<(String, String)>), f64> {
-    s.samples
-        .iter()
-        .filter(|((name, labels), _)| {
-            name.ends_with("_total")
-                && labels
-                    .iter()
-                    .any(|(k, v)| k == "container_name" && v == TASK)
-        })
-        .map(|(key, v)| (key.clone(), *v))
-        .collect()
-}
 
 /// Containers that are RUNNING and have a sample (a CPU counter) in this scrape.
 fn running_with_samples(s: &Scrape) -> Vec<String> {
@@ -112,12 +98,13 @@ fn own_rx(s: &Scrape, container: &str) -> Option<f64> {
 
 #[test]
 fn restart_stop_and_late_start_never_lower_a_task_counter_and_keep_task_cpu_whole() {
-    let sim = Sim::start(&["--profile", "ec2-bridge", "--refresh-secs", "0"]);
-    let exporter = Exporter::start(&sim.url, &["--interval", "0.2", "--exclude", ""], &[]);
-    let ready = exporter.scrape_until(PATIENCE, |s| {
-        s.get("ecs_task_cpu_usage_ratio", &[("container_name", TASK)])
-            .is_some()
-    });
+    let (sim, exporter, ready) = Launch::new()
+        .args(&["--interval", "0.2", "--exclude", ""])
+        .task_until(
+            &["--profile", "ec2-bridge", "--refresh-secs", "0"],
+            PATIENCE,
+            task_ratio_ready,
+        );
     assert!(ready.has_family("ecs_task_disk_read_bytes_total"));
     let mut watch = Watch {
         exporter: &exporter,
@@ -201,8 +188,7 @@ fn restart_stop_and_late_start_never_lower_a_task_counter_and_keep_task_cpu_whol
 #[test]
 fn prometheus_sees_no_reset_and_counts_the_traffic_across_a_restart_and_a_stop() {
     if prometheus_version().is_none() {
-        eprintln!("note: prometheus is not installed (Debian package `prometheus`); skipping");
-        return;
+        return skip("prometheus is not installed (Debian package prometheus)");
     }
     let sim = Sim::start(&["--profile", "ec2-bridge", "--refresh-secs", "0"]);
     let exporter = Exporter::start(&sim.url, &["--interval", "1"], &[]);

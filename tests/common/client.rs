@@ -1,10 +1,95 @@
-//! A raw HTTP/1.1 client over `TcpStream` for the server's tests (in-process in
-//! `tests/http_server.rs`, the real binary in `tests/hostile.rs`): what hostile clients send, and
-//! how their answers are read, without an HTTP library between the bytes and the assertions.
+//! A raw HTTP/1.1 client over `TcpStream`, the one every test reads answers with: a request on a
+//! new connection read to its close ([`http_get`], [`exchange`]), one read from a keep-alive
+//! connection ([`read_response`]), what hostile clients send to the server (in-process in
+//! `tests/http_server.rs`, the real binary in `tests/hostile.rs`, the fuzzer) and how their
+//! answers are read, without an HTTP library between the bytes and the assertions.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::Duration;
+
+/// How long [`send`] waits for the server to close after the request was written.
+const CLOSE_PATIENCE: Duration = Duration::from_secs(20);
+
+/// A raw HTTP/1.1 GET with `Connection: close`: (status, head, body).
+pub fn http_get(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> io::Result<(u16, String, String)> {
+    http_request(addr, "GET", path, headers)
+}
+
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> io::Result<(u16, String, String)> {
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    exchange(addr, &request)
+}
+
+/// Sends a whole request on a new connection and reads the answer to its end:
+/// (status, head, body).
+pub fn exchange(addr: SocketAddr, request: &str) -> io::Result<(u16, String, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.write_all(request.as_bytes())?;
+    let mut raw = Vec::new();
+    read_to_close(&mut stream, &mut raw)?;
+    parse_answer(&raw)
+}
+
+/// Reads into `out` until the peer closes. A reset (or a TLS peer closing without
+/// `close_notify`) ends it like a close, what arrived before it kept; a read timeout is an
+/// error, what arrived before it in `out`.
+pub fn read_to_close(stream: &mut impl Read, out: &mut Vec<u8>) -> io::Result<()> {
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return Ok(()),
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::ConnectionAborted
+                        | io::ErrorKind::BrokenPipe
+                        | io::ErrorKind::UnexpectedEof
+                ) =>
+            {
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One whole answer: (status, head, body).
+pub fn parse_answer(raw: &[u8]) -> io::Result<(u16, String, String)> {
+    let raw = String::from_utf8_lossy(raw);
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| io::Error::other(format!("no status in {head:?}")))?;
+    Ok((status, head.to_owned(), body.to_owned()))
+}
+
+/// The value of header `name` (any case) in a head.
+pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|line| {
+        let (k, v) = line.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
 
 /// Whether the server closed this connection (EOF or reset), without blocking.
 pub fn closed_by_server(stream: &TcpStream) -> bool {
@@ -20,25 +105,38 @@ pub fn closed_by_server(stream: &TcpStream) -> bool {
 }
 
 /// Writes `bytes` (ignoring a reset once the server has answered), half-closes, and reads
-/// everything the server sends until it closes.
+/// everything the server sends until it closes; panics if it has not closed 20 s later.
 pub fn send(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    let _ = stream.write_all(bytes);
-    let _ = stream.shutdown(Shutdown::Write);
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        match stream.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => out.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => break, // reset: what arrived before it stays in `out`
+    send_chunks(addr, bytes, bytes.len()).unwrap_or_else(|e| panic!("{addr}: {e}"))
+}
+
+/// [`send`] on a new connection, `bytes` written `chunk` bytes at a time (stopping at a write
+/// the server refuses: it answered and closed early).
+pub fn send_chunks(addr: SocketAddr, bytes: &[u8], chunk: usize) -> io::Result<Vec<u8>> {
+    let mut stream = TcpStream::connect(addr)?;
+    send_on(&mut stream, bytes, chunk)
+}
+
+/// [`send_chunks`] on a connection the caller opened.
+pub fn send_on(stream: &mut TcpStream, bytes: &[u8], chunk: usize) -> io::Result<Vec<u8>> {
+    stream.set_read_timeout(Some(CLOSE_PATIENCE))?;
+    for piece in bytes.chunks(chunk.max(1)) {
+        if stream.write_all(piece).is_err() {
+            break;
         }
     }
-    out
+    let _ = stream.shutdown(Shutdown::Write);
+    let mut out = Vec::new();
+    read_to_close(stream, &mut out).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "the connection stayed open {CLOSE_PATIENCE:?} after EOF ({} bytes read): {e}",
+                out.len()
+            ),
+        )
+    })?;
+    Ok(out)
 }
 
 /// The status code of the first response in `raw`, if any.
@@ -71,13 +169,8 @@ pub fn read_response(
     };
     let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
     let status = status_of(head.as_bytes())?;
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
+    let length: usize = header(&head, "content-length")
+        .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let length = if head_request && status == 200 {
         0

@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use super::{run_ok, skip};
+
 /// The Rust target of the shipped x86_64 binaries.
 pub const AMD64: &str = "x86_64-unknown-linux-musl";
 /// The Rust target of the shipped aarch64 (Graviton) binaries.
@@ -15,29 +17,19 @@ pub const ARM64: &str = "aarch64-unknown-linux-musl";
 // ---------------------------------------------------------------------------------------------
 // Docker.
 
-/// True when no Docker engine answers `docker version`, after saying so on stderr (the test then
-/// passes without running).
+/// True when no Docker engine answers `docker version`, after [`skip`]ping (the test then
+/// returns; under `CI=true` it fails instead).
 pub fn no_engine() -> bool {
     match docker(&["version", "--format", "{{.Server.Version}}"]) {
         Ok(_) => false,
         Err(why) => {
-            eprintln!(
-                "skipping: no Docker engine answers `docker version` ({})",
+            skip(&format!(
+                "no Docker engine answers `docker version` ({})",
                 why.lines().next().unwrap_or("")
-            );
+            ));
             true
         }
     }
-}
-
-/// A test that cannot run here (a tool missing, no engine): under `CI=true` that is a failure, as
-/// CI installs everything the tests need; elsewhere one `skipping: <why>` line on stderr, and the
-/// caller returns (the test passes without running).
-pub fn unavailable(why: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true, and this test cannot run: {why}");
-    }
-    eprintln!("skipping: {why}");
 }
 
 /// Removes what the test created, in dependency order, whatever happened: containers, then
@@ -298,6 +290,18 @@ pub fn target_ready(triple: &str) -> bool {
             && installed())
 }
 
+/// True when the standard library for `triple` is neither installed nor can be added, after
+/// [`skip`]ping (the test then returns; under `CI=true` it fails instead).
+pub fn no_target(triple: &str) -> bool {
+    let missing = !target_ready(triple);
+    if missing {
+        skip(&format!(
+            "the Rust target {triple} is not installed and cannot be added"
+        ));
+    }
+    missing
+}
+
 /// A program on `PATH`.
 pub fn find_in_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
@@ -318,18 +322,12 @@ pub fn rustc() -> PathBuf {
 /// Runs `make <args>` in the crate with the cargo that builds these tests; panics with its
 /// output on failure.
 pub fn make(args: &[&str]) {
-    let out = Command::new("make")
-        .arg("-C")
-        .arg(manifest_dir())
-        .args(args)
-        .arg(format!("CARGO={}", env!("CARGO")))
-        .output()
-        .expect("run make");
-    assert!(
-        out.status.success(),
-        "make {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new("make")
+            .arg("-C")
+            .arg(manifest_dir())
+            .args(args)
+            .arg(format!("CARGO={}", env!("CARGO"))),
     );
 }
 
@@ -368,11 +366,5 @@ pub fn cargo_dist_build(triple: &str, selection: &[&str], target: Option<&Path>)
     if let Some(target) = target {
         command.env("CARGO_TARGET_DIR", target);
     }
-    let out = command.output().expect("run cargo");
-    assert!(
-        out.status.success(),
-        "cargo build --profile dist --target {triple} {} failed:\n{}",
-        selection.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(&mut command);
 }

@@ -1,13 +1,16 @@
 //! Helpers shared by the integration tests: fixtures, the pure pipeline, the 2.x family names, a
-//! strict parser of the text exposition, and the simulated endpoint and the exporter binary as
-//! processes. [`docker`] holds the Docker engine and static-build helpers, [`prometheus`] a real
-//! Prometheus server and promtool, [`statsd`] a DogStatsD receiver and line checker, [`receiver`]
-//! a Remote-Write receiver that answers as told, [`push`] the pushing exporter's counters, logs
-//! and Prometheus as its receiver, [`client`] a raw HTTP/1.1 client for the server's tests.
+//! strict parser of the text exposition and what tests read from a scrape, temporary
+//! directories, waiting, and skipping a test that cannot run. [`process`] holds the simulated
+//! endpoint and the exporter binary as processes (how every test starts them), [`client`] the
+//! raw HTTP/1.1 client, [`docker`] the Docker engine and static-build helpers, [`prometheus`] a
+//! real Prometheus server and promtool, [`statsd`] a DogStatsD receiver and line checker,
+//! [`receiver`] a Remote-Write receiver that answers as told, [`push`] the pushing exporter's
+//! counters, logs and Prometheus as its receiver.
 #![allow(dead_code)]
 
 pub mod client;
 pub mod docker;
+pub mod process;
 pub mod prometheus;
 #[cfg(feature = "remote-write")]
 pub mod push;
@@ -15,8 +18,16 @@ pub mod push;
 pub mod receiver;
 pub mod statsd;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+// What most test files use, at the top (each file some of it).
+#[allow(unused_imports)]
+pub use client::{exchange, http_get, http_request};
+#[allow(unused_imports)]
+pub use process::{EXPORTER, Exporter, Launch, SIM, Sim, free_port};
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ecs_container_exporter::core::compute::{self, Filter, History};
 use ecs_container_exporter::core::exposition::{self, Format};
@@ -87,6 +98,9 @@ pub const ADDED_FAMILIES: [&str; 22] = [
     "ecs_exporter_poll_errors_total",
     "ecs_exporter_statsd_errors_total",
 ];
+
+/// The simulator's profiles (`ecs-task-sim --profile`).
+pub const PROFILES: [&str; 4] = ["fargate", "ec2-bridge", "managed-instances", "ec2-awsvpc"];
 
 /// The default filter of the exporter.
 pub fn default_filter() -> Filter {
@@ -287,64 +301,63 @@ pub fn scrape_fixture(task: &str, stats: &str, filter: &Filter) -> Scrape {
     parse_strict(&render(&snapshot)).expect("strict parse")
 }
 
+/// The value of label `key` in a series' labels.
+pub fn label<'a>(labels: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    labels
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Every `container_name` that has at least one series (`_task_` included).
+pub fn container_names(s: &Scrape) -> BTreeSet<String> {
+    s.samples
+        .keys()
+        .filter_map(|(_, labels)| label(labels, "container_name").map(str::to_owned))
+        .collect()
+}
+
+/// The `_task_` rows of the task's counter families (`ecs_task_*_total`), by family and labels.
+pub fn task_counters(s: &Scrape) -> BTreeMap<(String, Vec<(String, String)>), f64> {
+    s.samples
+        .iter()
+        .filter(|((name, labels), _)| {
+            name.starts_with("ecs_task_")
+                && name.ends_with("_total")
+                && label(labels, "container_name") == Some("_task_")
+        })
+        .map(|(key, v)| (key.clone(), *v))
+        .collect()
+}
+
+/// Whether the scrape has the task's CPU ratio (`_task_` row), which takes two polls.
+pub fn task_ratio_ready(s: &Scrape) -> bool {
+    s.get("ecs_task_cpu_usage_ratio", &[("container_name", "_task_")])
+        .is_some()
+}
+
 // ---------------------------------------------------------------------------------------------
-// Processes: the simulated endpoint and the real exporter binary.
+// Running: temporary directories, tools, waiting, skipping.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+/// A temporary directory of this test process, removed on drop.
+pub struct TempDir(pub PathBuf);
 
-pub const EXPORTER: &str = env!("CARGO_BIN_EXE_ecs-container-exporter");
-pub const SIM: &str = env!("CARGO_BIN_EXE_ecs-task-sim");
-
-/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// A raw HTTP/1.1 GET with `Connection: close`: (status, head, body).
-pub fn http_get(
-    addr: SocketAddr,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> std::io::Result<(u16, String, String)> {
-    http_request(addr, "GET", path, headers)
-}
-
-pub fn http_request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> std::io::Result<(u16, String, String)> {
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
+impl TempDir {
+    pub fn new(what: &str) -> TempDir {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let path = std::env::temp_dir().join(format!("ecx-{what}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
     }
-    request.push_str("\r\n");
-    exchange(addr, &request)
 }
 
-/// Sends a whole request on a new connection and reads the answer to its end:
-/// (status, head, body).
-pub fn exchange(addr: SocketAddr, request: &str) -> std::io::Result<(u16, String, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.write_all(request.as_bytes())?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let raw = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("no status in {head:?}")))?;
-    Ok((status, head.to_owned(), body.to_owned()))
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Whether the tests run in CI (`CI=true`), where a missing tool fails a test instead of
@@ -353,11 +366,26 @@ pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
-/// A tool the test needs is missing: fails the test under `CI=true`, else prints one line
-/// `skipping: <why>` (the caller then returns).
+/// The test (or a part of it) cannot run here: fails it under `CI=true`, else prints one line
+/// `skipping: <why>` (the caller then returns, or leaves that part out).
 pub fn skip(why: &str) {
     assert!(!in_ci(), "{why} (CI=true: the test must run)");
     eprintln!("skipping: {why}");
+}
+
+/// Runs a command to its end; panics with what it printed unless it exits 0.
+pub fn run_ok(command: &mut Command) -> Output {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{command:?}: {}\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// Whether `program` runs with `args` and exits 0 (a presence probe, output discarded).
@@ -381,260 +409,4 @@ pub fn wait_for(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     check()
-}
-
-/// Whether process `pid` holds a listening TCP socket on `port` (from /proc/net/tcp{,6} and
-/// /proc/<pid>/fd).
-pub fn listens_on(pid: u32, port: u16) -> bool {
-    let suffix = format!(":{port:04X}");
-    let mut inodes = Vec::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let text = std::fs::read_to_string(table).unwrap_or_default();
-        for line in text.lines().skip(1) {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            if cols.len() > 9 && cols[3] == "0A" && cols[1].ends_with(&suffix) {
-                inodes.push(format!("socket:[{}]", cols[9]));
-            }
-        }
-    }
-    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return false;
-    };
-    fds.flatten().any(|fd| {
-        std::fs::read_link(fd.path())
-            .is_ok_and(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
-    })
-}
-
-/// The simulated ECS endpoint (`ecs-task-sim`), killed on drop.
-pub struct Sim {
-    child: Child,
-    pub addr: SocketAddr,
-    pub url: String,
-}
-
-impl Sim {
-    /// Starts the simulator on a free port with these extra arguments (e.g. `--profile`).
-    pub fn start(args: &[&str]) -> Sim {
-        Sim::try_start("127.0.0.1:0", args).unwrap_or_else(|line| panic!("ecs-task-sim: {line:?}"))
-    }
-
-    /// Starts it on a given port, retrying for a while: the port may still be held by a socket
-    /// that is closing (a test's own placeholder).
-    pub fn start_on(port: u16, args: &[&str]) -> Sim {
-        let listen = format!("127.0.0.1:{port}");
-        let mut last = String::new();
-        for _ in 0..50 {
-            match Sim::try_start(&listen, args) {
-                Ok(sim) => return sim,
-                Err(line) => last = line,
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "ecs-task-sim could not listen on port {port} (taken by another process?): {last:?}"
-        );
-    }
-
-    /// Starts it on `listen`; the first line it printed when that is not its address.
-    fn try_start(listen: &str, args: &[&str]) -> Result<Sim, String> {
-        let mut child = Command::new(SIM)
-            .args(["--listen", listen])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start ecs-task-sim");
-        let stdout = child.stdout.take().expect("sim stdout");
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let Some(url) = line.trim().strip_prefix("listening on ").map(str::to_owned) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(line);
-        };
-        let addr: SocketAddr = url
-            .trim_start_matches("http://")
-            .parse()
-            .expect("sim address");
-        Ok(Sim { child, addr, url })
-    }
-
-    /// `GET /control/<query>`, e.g. `fault?kind=status500&endpoint=task`.
-    pub fn control(&self, query: &str) -> String {
-        let (status, _, body) =
-            http_get(self.addr, &format!("/control/{query}"), &[]).expect("sim control");
-        assert_eq!(status, 200, "control {query}: {body}");
-        body
-    }
-
-    pub fn fault(&self, query: &str) {
-        self.control(&format!("fault?{query}"));
-    }
-
-    pub fn clear(&self) {
-        self.control("clear");
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The real exporter binary, killed on drop.
-pub struct Exporter {
-    pub child: Child,
-    pub addr: SocketAddr,
-    /// stderr, drained by a thread so a chatty exporter never blocks on a full pipe.
-    logs: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-impl Exporter {
-    /// Starts the exporter against `metadata_url` on a free port (clean environment plus `env`)
-    /// and waits until it answers `/metrics`.
-    pub fn start(metadata_url: &str, args: &[&str], env: &[(&str, &str)]) -> Exporter {
-        // `free_port` releases the port before the exporter binds it; on a busy machine another
-        // process can take it in between. Then ours exits (cannot listen): try another port.
-        let mut last = String::new();
-        for _ in 0..5 {
-            let port = free_port();
-            let child = Command::new(EXPORTER)
-                .args([
-                    "--metadata-url",
-                    metadata_url,
-                    "--exporter-port",
-                    &port.to_string(),
-                ])
-                .args(["--bind-address", "127.0.0.1"])
-                .args(args)
-                .env_clear()
-                .envs(env.iter().copied())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("start ecs-container-exporter");
-            match Exporter::try_adopt(child, ([127, 0, 0, 1], port).into()) {
-                Ok(exporter) => return exporter,
-                Err(e) => last = e,
-            }
-        }
-        panic!("could not start an exporter on a port of its own: {last}");
-    }
-
-    /// Takes over an exporter started by the caller (stderr piped) and waits until it answers
-    /// `/metrics` on `addr`.
-    pub fn adopt(child: Child, addr: SocketAddr) -> Exporter {
-        Exporter::try_adopt(child, addr).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// Waits until this very process listens on `addr` (checked in /proc, so that another
-    /// process on the port is never mistaken for ours) and answers `/metrics`.
-    fn try_adopt(mut child: Child, addr: SocketAddr) -> Result<Exporter, String> {
-        let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        if let Some(stderr) = child.stderr.take() {
-            let sink = std::sync::Arc::clone(&logs);
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if let Ok(mut logs) = sink.lock() {
-                        logs.push_str(&line);
-                        logs.push('\n');
-                    }
-                }
-            });
-        }
-        let mut exporter = Exporter { child, addr, logs };
-        let pid = exporter.child.id();
-        let ready = wait_for(Duration::from_secs(10), || {
-            !matches!(exporter.child.try_wait(), Ok(None))
-                || (listens_on(pid, addr.port()) && http_get(addr, "/metrics", &[]).is_ok())
-        });
-        if ready && matches!(exporter.child.try_wait(), Ok(None)) {
-            Ok(exporter)
-        } else {
-            Err(format!(
-                "exporter did not listen on {addr}: {}",
-                exporter.logs()
-            ))
-        }
-    }
-
-    /// `GET /metrics` in text format, parsed strictly.
-    pub fn scrape(&self) -> Scrape {
-        let text = self.scrape_text();
-        parse_strict(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
-    }
-
-    pub fn scrape_text(&self) -> String {
-        let (status, _, body) = http_get(self.addr, "/metrics", &[]).expect("scrape");
-        assert_eq!(status, 200);
-        body
-    }
-
-    /// Waits until a scrape satisfies `check`; returns that scrape.
-    pub fn scrape_until(
-        &self,
-        timeout: Duration,
-        mut check: impl FnMut(&Scrape) -> bool,
-    ) -> Scrape {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let s = self.scrape();
-            if check(&s) || Instant::now() > deadline {
-                return s;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Everything the exporter logged (kills it first and waits for its stderr to close).
-    pub fn stop_and_logs(mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // The drain thread ends at EOF; give it a moment to take the last lines.
-        std::thread::sleep(Duration::from_millis(50));
-        self.logs.lock().map(|l| l.clone()).unwrap_or_default()
-    }
-
-    /// Sends SIGTERM and waits (at most `timeout`) for the exit: (exit code, time it took).
-    pub fn terminate(&mut self, timeout: Duration) -> (Option<i32>, Duration) {
-        let started = Instant::now();
-        let pid = self.child.id().to_string();
-        assert!(
-            runs("kill", &["-s", "TERM", &pid]),
-            "kill -s TERM {pid} failed"
-        );
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                // The drain thread ends at EOF; give it a moment to take the last lines.
-                std::thread::sleep(Duration::from_millis(50));
-                return (status.code(), started.elapsed());
-            }
-            assert!(
-                started.elapsed() < timeout,
-                "no exit {timeout:?} after SIGTERM:\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    /// Whether the process still runs.
-    pub fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// What the exporter logged so far, while it runs.
-    pub fn logs(&self) -> String {
-        self.logs.lock().map(|l| l.clone()).unwrap_or_default()
-    }
-}
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

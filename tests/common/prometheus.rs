@@ -1,47 +1,27 @@
-//! A real Prometheus server and promtool, for the tests that need them: a temp dir, the server
-//! (config and TSDB in that dir, on a free 127.0.0.1 port, killed on drop) and its HTTP API,
-//! plus the version and presence probes the tests use to skip where they are not installed. It
-//! can be stopped and restarted on the same port and TSDB (an outage), and asked through another
-//! client (TLS, basic auth). It leaves out what a test configures or checks.
+//! A real Prometheus server and promtool, for the tests that need them: the server (config and
+//! TSDB in a temp dir, on a free 127.0.0.1 port, killed on drop) and its HTTP API,
+//! `promtool check metrics`, plus the version and presence probes the tests use to skip where
+//! they are not installed. It can be stopped and restarted on the same port and TSDB (an
+//! outage), and asked through another client (TLS, basic auth). It leaves out what a test
+//! configures or checks.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{free_port, wait_for};
+use super::process::kill;
+use super::{TempDir, free_port, runs, wait_for};
 
-/// A temporary directory, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new() -> TempDir {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!(
-            "ecs-exporter-prometheus-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// `prometheus --version` → (major, minor), or `None` when the binary is not on PATH.
-pub fn prometheus_version() -> Option<(u32, u32)> {
-    let out = Command::new("prometheus").arg("--version").output().ok()?;
+/// `<program> --version` → (major, minor) of its `version x.y.z`, or `None` when the program
+/// is not on PATH (`prometheus`, `promtool`).
+pub fn version(program: &str) -> Option<(u32, u32)> {
+    let out = Command::new(program).arg("--version").output().ok()?;
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -53,19 +33,48 @@ pub fn prometheus_version() -> Option<(u32, u32)> {
         .nth(1)
         .unwrap_or_else(|| panic!("no version in {text:?}"));
     let mut parts = version.split(['.', '+', '-']);
-    let major = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-    let minor = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-    Some((major, minor))
+    let mut next = || parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    Some((next(), next()))
+}
+
+/// `prometheus --version` → (major, minor), or `None` when the binary is not on PATH.
+pub fn prometheus_version() -> Option<(u32, u32)> {
+    version("prometheus")
 }
 
 /// Whether `promtool` is on PATH.
 pub fn promtool_installed() -> bool {
-    Command::new("promtool")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    runs("promtool", &["--version"])
+}
+
+/// `promtool check metrics` on an exposition: (exit success, everything it printed).
+pub fn promtool_check_metrics(text: &str) -> (bool, String) {
+    promtool(&["check", "metrics"], Path::new("."), text)
+}
+
+/// `promtool <args>` in `dir` with `input` on its stdin: (exit success, everything it printed).
+pub fn promtool(args: &[&str], dir: &Path, input: &str) -> (bool, String) {
+    let mut child = Command::new("promtool")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start promtool");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool output");
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), printed)
 }
 
 /// How the tests talk to a Prometheus: `GET path` → (status, body). The default is plain HTTP
@@ -92,7 +101,7 @@ impl Prometheus {
     /// Starts it with extra flags (e.g. `--web.enable-remote-write-receiver`), asking through
     /// `get` (when given) instead of plain HTTP, and waits until it is ready.
     pub fn start_with(config: &str, flags: &[&str], get: Option<Getter>) -> Prometheus {
-        let dir = TempDir::new();
+        let dir = TempDir::new("prometheus");
         std::fs::write(dir.0.join("prometheus.yml"), config).expect("write config");
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let flags: Vec<String> = flags.iter().map(|f| (*f).to_owned()).collect();
@@ -110,8 +119,7 @@ impl Prometheus {
 
     /// SIGTERM, and waits until it has exited (its TSDB closed).
     pub fn stop(&mut self) {
-        let pid = self.child.id().to_string();
-        assert!(super::runs("kill", &["-s", "TERM", &pid]), "kill {pid}");
+        kill(&self.child, "TERM");
         let exited = wait_for(Duration::from_secs(30), || {
             !matches!(self.child.try_wait(), Ok(None))
         });

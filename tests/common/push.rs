@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::process::scrape_at;
 use super::prometheus::{Getter, Prometheus, prometheus_version, sample_value};
-use super::{Exporter, Scrape, http_get, parse_strict, skip, wait_for};
+use super::{Exporter, Scrape, skip, wait_for};
 
 /// How long a test waits for something the exporter does within a few polls.
 pub const PATIENCE: Duration = Duration::from_secs(30);
@@ -50,10 +51,8 @@ impl Watch {
         let handle = thread::spawn(move || {
             while !flag.load(Ordering::SeqCst) {
                 let at = Instant::now();
-                let last_success = http_get(addr, "/metrics", &[])
+                let last_success = scrape_at(addr)
                     .ok()
-                    .filter(|(status, _, _)| *status == 200)
-                    .and_then(|(_, _, body)| parse_strict(&body).ok())
                     .and_then(|s| s.get("ecs_exporter_last_success_timestamp_seconds", &[]));
                 let look = Look {
                     at,

@@ -28,10 +28,7 @@ pub struct Series {
 
 impl Series {
     pub fn label(&self, name: &str) -> Option<&str> {
-        self.labels
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        super::label(&self.labels, name)
     }
 
     pub fn name(&self) -> &str {
@@ -79,10 +76,7 @@ pub struct Received {
 
 impl Received {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        super::label(&self.headers, name)
     }
 
     /// The request's series, panicking with the decoding error.

@@ -1,6 +1,7 @@
 //! DogStatsD as the tests receive it: a UDP receiver that timestamps every datagram, the
 //! datagrams of one poll grouped into a round, and a strict checker of the 2.x line grammar
-//! (SPEC §4) that reads a line back into its metric, value and tags.
+//! (SPEC §4) that reads a line back into its metric, value and tags; the exporter's DogStatsD
+//! flags, and a UDP port nobody receives on.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, UdpSocket};
@@ -99,6 +100,20 @@ impl Drop for Receiver {
             let _ = t.join();
         }
     }
+}
+
+/// The exporter's flags to send DogStatsD to `host`:`port`.
+pub fn flags<'a>(host: &'a str, port: &'a str) -> [&'a str; 5] {
+    ["--use-statsd", "--statsd-host", host, "--statsd-port", port]
+}
+
+/// A UDP port on 127.0.0.1 that nobody listens on (bound and released): loopback answers a
+/// datagram to it with ICMP port unreachable.
+pub fn closed_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free UDP port")
 }
 
 /// The datagrams of one poll.
