@@ -184,7 +184,12 @@ impl Drop for Registry {
 
 /// `make push <args>` in the crate, with the cargo that builds these tests.
 fn make_push(args: &[&str]) -> Output {
+    // Under `make test` this is a make inside make: without the outer one's level and flags, its
+    // last line is `make: ***`, as a user sees it, not `make[1]: ***`.
     Command::new("make")
+        .env_remove("MAKELEVEL")
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS")
         .arg("--no-print-directory")
         .arg("-C")
         .arg(manifest_dir())
