@@ -146,7 +146,7 @@ fn start_pusher(config: &Config, state: &Arc<State>) -> Result<Push, Failed> {
     #[cfg(feature = "remote-write")]
     if let Some(rw) = &config.remote_write {
         let env = |var: &str| std::env::var(var).ok();
-        return Pusher::start(rw, Arc::clone(state), &env)
+        return Pusher::start(rw, config.interval, Arc::clone(state), &env)
             .map(Some)
             .map_err(Failed::Config);
     }

@@ -45,10 +45,12 @@ pub struct Pusher {
 }
 
 impl Pusher {
-    /// Reads the files the settings name and starts both threads. An error is one line for
-    /// start-up (exit 2). `state` must have been made `with_remote_write`.
+    /// Reads the files the settings name and starts both threads (a push every `interval`, the
+    /// poll's). An error is one line for start-up (exit 2). `state` must have been made
+    /// `with_remote_write`.
     pub fn start(
         config: &RemoteWrite,
+        interval: Duration,
         state: Arc<State>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Pusher, String> {
@@ -56,7 +58,7 @@ impl Pusher {
             .remote_write()
             .cloned()
             .ok_or_else(|| "the shared state has no remote-write counters".to_owned())?;
-        let transport = Transport::new(config, env)?;
+        let transport = Transport::new(config, interval, env)?;
         let queue = Arc::new(Queue::new(config.buffer, Arc::clone(&counters)));
         let sender = {
             let queue = Arc::clone(&queue);

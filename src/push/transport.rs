@@ -74,6 +74,7 @@ impl Transport {
     /// An error is one line for start-up (exit 2).
     pub fn new(
         config: &RemoteWrite,
+        interval: Duration,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Transport, String> {
         let tls = match &config.ca_file {
@@ -88,6 +89,12 @@ impl Transport {
             .user_agent(format!("ecs-container-exporter/{}", version::VERSION))
             .input_buffer_size(16 * 1024)
             .output_buffer_size(16 * 1024)
+            // One push per poll: keep the connection (and its TLS session) from one to the next
+            // instead of ureq's 15 s, which made every push at the default 60 s interval pay a
+            // connect and a handshake (measured +1.3 ms CPU). A receiver that closes idle
+            // connections sooner costs a reconnect, as before.
+            .max_idle_age(interval + Duration::from_secs(30))
+            .max_idle_connections(1)
             .build();
         let agent = client::tls_agent(settings, tls);
         let (host, path, query) = split_url(&config.url);
