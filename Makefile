@@ -4,6 +4,8 @@
 #   make test    every test, on the host target (what .ci/run calls)
 #   make bench   benchmarks, side by side with the Python original; writes BENCHMARKS.md
 #   make bench-tiny-http   tiny_http 0.12.0 vs our HTTP server (accept errors, idle connections)
+#   make bench-push   remote write's costs (size, RSS, CPU per push, Prometheus agent side by
+#                side); rewrites its section of BENCHMARKS.md (~30 min; BENCH_PUSH_SECS=60 shorter)
 #   make static  static musl release binary (static-arm64: Graviton)
 #   make dist    release archives for amd64 and arm64 with sha256sums.txt, in dist/
 #   make image   the FROM scratch image (ARCH=arm64: the Graviton one, tagged VERSION-arm64)
@@ -36,7 +38,7 @@ $(error ARCH must be amd64 or arm64, not '$(ARCH)')
 endif
 endif
 
-.PHONY: demo demo-prometheus test lint bench bench-tiny-http soak fuzz static static-amd64 \
+.PHONY: demo demo-prometheus test lint bench bench-tiny-http bench-push soak fuzz static static-amd64 \
   static-arm64 dist dist-amd64 dist-arm64 image clean
 
 # scripts/demo.sh checks the ports first, builds, starts everything on 127.0.0.1 and stops all
@@ -69,6 +71,9 @@ bench:
 
 bench-tiny-http:
 	bash tests/bench/tiny_http.sh
+
+bench-push:
+	bash tests/bench/push.sh --update BENCHMARKS.md
 
 soak:
 	bash tests/bench/soak.sh
