@@ -21,8 +21,10 @@
 #  3. RSS while pushing every second for BENCH_PUSH_SECS (600): over https + SigV4 with static
 #     credentials from the environment, and with the simulator's container credentials (90 s
 #     lifetime, so they are fetched again during the run), beside an exporter pushing over plain
-#     http, one not pushing and one pushing every BENCH_PUSH_RECONNECT_INTERVAL (20) s (a new
-#     connection each push), all at once on one task. VmRSS every 10 s: start, max, end, slope.
+#     http, one not pushing, one pushing every BENCH_PUSH_RECONNECT_INTERVAL (20) s (a new
+#     connection each push) and one pushing every 0.1 s to a receiver that closes every
+#     connection (thousands of TLS handshakes), all at once on one task. VmRSS every 10 s:
+#     start, max, end, slope.
 #     Budget ≤ 3 MiB and flat. Delivery: sent ≈ seconds, dropped 0;
 #  4. CPU per push of a 4-container task (encode + compress: thread `push`; sign + send: thread
 #     `push-send`; /proc/<pid>/task/<tid>/schedstat, ns) against the poller's CPU per poll, in
@@ -179,6 +181,54 @@ recv_rejected() { # recv_rejected KEY: write requests it answered with anything 
 }
 recv_conns() { # recv_conns KEY: connections its listener accepted (after recv_writes)
   mval "$WORK/$1.metrics" 'net_conntrack_listener_conn_accepted_total{listener_name="http"}'
+}
+
+# start_closing: a remote-write receiver over https that answers every request 204 and closes the
+# connection (HTTP/1.0), so that every push opens a new one; it counts the requests in
+# $WORK/closing.count. Up to 3 ports. Sets CLOSING_PID and CLOSING_URL.
+start_closing() {
+  local port pid
+  cat >"$WORK/closing.py" <<'PY'
+import http.server, ssl, sys
+port, cert, key, count_file = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"  # every answer closes the connection
+    count = 0
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(204)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        Handler.count += 1
+        with open(count_file, "w") as f:
+            f.write("%d\n" % Handler.count)
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", port), Handler)
+tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+tls.load_cert_chain(cert, key)
+server.socket = tls.wrap_socket(server.socket, server_side=True)
+print("listening", flush=True)
+server.serve_forever()
+PY
+  echo 0 >"$WORK/closing.count"
+  for _ in 1 2 3; do
+    port=$(free_port)
+    python3 "$WORK/closing.py" "$port" "$WORK/tls/server.pem" "$WORK/tls/server.key" \
+      "$WORK/closing.count" >"$WORK/closing.out" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      if grep -q listening "$WORK/closing.out"; then
+        CLOSING_PID=$pid CLOSING_URL=https://127.0.0.1:$port
+        return 0
+      fi
+      sleep 0.1
+    done
+    stop "$pid"
+  done
+  die "the closing receiver did not start: $(tail -n3 "$WORK/closing.out")"
 }
 
 # start_exporter KEY BIN [VAR=VALUE...] -- ARGS...: the exporter on a free loopback port, in an
@@ -430,6 +480,7 @@ start_receiver recv-http http
 start_receiver recv-static https
 start_receiver recv-sim https
 start_receiver recv-reconnect https
+start_closing
 start_sim "$SIM" "$WORK/sim-long" --containers "$CONTAINERS" --credentials-lifetime 90 -v
 LONG_SIM_URL=$SIM_URL
 LONG_SIM_PID=$SIM_PID
@@ -444,12 +495,16 @@ start_exporter long-sim "$BIN" AWS_CONTAINER_CREDENTIALS_FULL_URI="$LONG_SIM_URL
 start_exporter long-reconnect "$BIN" AWS_ACCESS_KEY_ID=$KEY_ID AWS_SECRET_ACCESS_KEY=$SECRET -- \
   --metadata-url "$LONG_SIM_URL" --interval "$RECONNECT_INTERVAL" \
   --remote-write-url "${P[recv-reconnect.url]}/api/v1/write" "${TLS_ARGS[@]}"
-for key in long-http long-static long-sim long-reconnect; do wait_sent "$key" 1 30; done
-LONG=(long-off long-http long-static long-sim long-reconnect)
+start_exporter long-closing "$BIN" AWS_ACCESS_KEY_ID=$KEY_ID AWS_SECRET_ACCESS_KEY=$SECRET -- \
+  --metadata-url "$LONG_SIM_URL" --interval 0.1 \
+  --remote-write-url "$CLOSING_URL/api/v1/write" "${TLS_ARGS[@]}"
+for key in long-http long-static long-sim long-reconnect long-closing; do wait_sent "$key" 1 30; done
+LONG=(long-off long-http long-static long-sim long-reconnect long-closing)
 L[long-off.interval]=1 L[long-http.interval]=1 L[long-static.interval]=1 L[long-sim.interval]=1
-L[long-reconnect.interval]=$RECONNECT_INTERVAL
+L[long-reconnect.interval]=$RECONNECT_INTERVAL L[long-closing.interval]=0.1
 for key in "${LONG[@]}"; do
   ours "$key"
+  [[ $key != long-closing ]] || L[recv-closing.writes0]=$(cat "$WORK/closing.count")
   L[$key.sent0]=$(sent "$key") L[$key.samples0]=$(samples "$key")
   L[$key.cpu0]=$(cpu_snap "${E[$key.pid]}")
 done
@@ -464,6 +519,7 @@ L[secs]=$(calc "$EPOCHREALTIME - ${L[t0]}")
 L[creds]=$(($(grep -c 'GET /v2/credentials' "$WORK/sim-long.err" || true) - ${L[creds0]}))
 for key in "${LONG[@]}"; do
   ours "$key"
+  [[ $key != long-closing ]] || L[recv-closing.writes1]=$(cat "$WORK/closing.count")
   L[$key.cpu1]=$(cpu_snap "${E[$key.pid]}")
   L[$key.sent]=$(($(sent "$key") - ${L[$key.sent0]}))
   L[$key.samples]=$(($(samples "$key") - ${L[$key.samples0]}))
@@ -479,8 +535,12 @@ for key in http static sim reconnect; do
   # minus 1: the scrape that read the counter was accepted too
   L[recv-$key.conns]=$(($(recv_conns "recv-$key") - ${L[recv-$key.conns0]} - 1))
 done
+# The closing receiver: every request on a connection of its own.
+L[recv-closing.writes]=$((${L[recv-closing.writes1]} - ${L[recv-closing.writes0]}))
+L[recv-closing.rejected]=0 L[recv-closing.conns]=${L[recv-closing.writes]}
 for key in "${LONG[@]}"; do stop "${E[$key.pid]}"; done
 for key in http static sim reconnect; do stop "${P[recv-$key.pid]}"; done
+stop "$CLOSING_PID"
 stop "$LONG_SIM_PID"
 
 # --- 5. side by side with Prometheus in agent mode ---------------------------------------------
@@ -652,21 +712,23 @@ binaries at once on one simulator (\`--refresh-secs 0\`), read after the scrapes
 
 ### 3. RSS while pushing every second for $PUSH_SECS s
 
-Five exporters at once (default binary; \`--interval 1\` but the last) on one simulated task
+Six exporters at once (default binary; \`--interval 1\` but the last two) on one simulated task
 (\`fargate\` profile, stats refreshed every 10 s as on Fargate, \`--credentials-lifetime 90\`), each
-pushing to its own receiver. The last pushes every $RECONNECT_INTERVAL s: ureq drops a pooled
+pushing to its own receiver. The fifth pushes every $RECONNECT_INTERVAL s: ureq drops a pooled
 connection idle for 15 s (its \`max_idle_age\` default), so at any interval over 15 s (the
 default \`--interval\` is 60 s) every push opens a new connection, with a TLS handshake; the
-"new connections" row shows it. VmRSS from \`/proc/<pid>/status\` every 10 s from the first accepted push; the
+"new connections" row shows it. The sixth pushes ten times a second to a small receiver
+of this script's (Python, TLS with the same certificate) that closes every connection: a TLS
+handshake per push, thousands in the run, to show whether reconnecting costs memory. VmRSS from \`/proc/<pid>/status\` every 10 s from the first accepted push; the
 slope is the least-squares line over the samples from 60 s on. The simulator's credentials
 (\`AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:<sim>/v2/credentials/bench\`) live 90 s
 and are fetched again at half their life (fetches during the run: $(num "${L[creds]}")).
 
-| | push off | http, no auth | https + SigV4, static credentials | https + SigV4, simulator's credentials | https + SigV4, static, \`--interval $RECONNECT_INTERVAL\` |
-|---|---:|---:|---:|---:|---:|
+| | push off | http, no auth | https + SigV4, static credentials | https + SigV4, simulator's credentials | https + SigV4, static, \`--interval $RECONNECT_INTERVAL\` | https + SigV4, static, \`--interval 0.1\`, the receiver closes every connection |
+|---|---:|---:|---:|---:|---:|---:|
 EOF
-  row4() { echo "| $1 | $2 | $3 | $4 | $5 | $6 |"; }
-  lk=(long-off long-http long-static long-sim long-reconnect)
+  row4() { echo "| $1 | $2 | $3 | $4 | $5 | $6 | $7 |"; }
+  lk=(long-off long-http long-static long-sim long-reconnect long-closing)
   cells() { local f=$1 k out=(); for k in "${lk[@]}"; do out+=("$("$f" "$k")"); done; row4 "$2" "${out[@]}"; }
   c_start() { echo "$(kib "${L[$1.start]}") KiB"; }
   c_max() { echo "**$(kib "${L[$1.max]}") KiB** ($(kib_mib "${L[$1.max]}"))"; }
