@@ -92,6 +92,7 @@ if [[ -z $RENDER_FROM ]]; then
   mkdir -p "$WORK/bin"
   : >"$WORK/push.log"
 fi
+mkdir -p "$WORK"
 LOG=$WORK/push.log
 # Logging, the exit trap (every PID in PIDS killed on exit, also on Ctrl-C), free ports, the
 # simulator, /proc readers and number helpers: shared with the other scripts.
@@ -643,10 +644,10 @@ delivered() { # delivered KEY: sent over the run vs the run's seconds; dropped, 
   local k=$1
   echo "$(num "${L[$k.sent]}") sent in $(fmt "${L[secs]}" '%.0f') s; dropped ${L[$k.dropped]}, retried ${L[$k.retried]}"
 }
-delivery_ok() { # sent within 3% (and one request) of the run's polls, none dropped
+delivery_ok() { # sent within 3% (and two requests) of the run's polls, none dropped
   local polls
   polls=$(calc "${L[secs]} / ${L[$1.interval]}")
-  verdict "${L[$1.dropped]} == 0 && ${L[$1.sent]} >= $polls * 0.97 - 1 && ${L[$1.sent]} <= $polls + 2"
+  verdict "${L[$1.dropped]} == 0 && ${L[$1.sent]} >= $polls * 0.97 - 2 && ${L[$1.sent]} <= $polls * 1.03 + 2"
 }
 long_cpu() { # long_cpu KEY: µs per push (push + push-send) and poller µs per poll over the long run
   local k=$1 push send poll
@@ -736,11 +737,11 @@ EOF
   c_hwm() { echo "$(kib "${L[$1.hwm]}") KiB"; }
   c_slope() { echo "$(fmt "${L[$1.slope]}" '%+.1f') KiB/h ($(fmt "${L[$1.growth]}" '%+.0f') KiB over the run)"; }
   c_threads() { echo "${L[$1.threads]}"; }
-  c_sent() { [[ $1 == long-off ]] && echo "–" || echo "$(num "${L[$1.sent]}") in $(fmt "${L[secs]}" '%.0f') s ($(fmt "$(calc "${L[secs]} / ${L[$1.interval]}")" '%.0f') polls)"; }
+  c_sent() { [[ $1 == long-off ]] && echo "–" || echo "$(num "${L[$1.sent]}") in $(fmt "${L[secs]}" '%.0f') s ($(num "$(calc "${L[secs]} / ${L[$1.interval]}")") polls)"; }
   c_samples() { [[ $1 == long-off ]] && echo "–" || echo "$(fmt "$(calc "${L[$1.samples]} / ${L[$1.sent]}")" '%.0f')"; }
   c_bad() { [[ $1 == long-off ]] && echo "–" || echo "${L[$1.retried]} / ${L[$1.dropped]} / ${L[$1.queue]}"; }
   c_recv() { [[ $1 == long-off ]] && echo "–" || echo "$(num "${L[recv-${1#long-}.writes]}") (other answers: ${L[recv-${1#long-}.rejected]})"; }
-  c_conns() { [[ $1 == long-off ]] && echo "–" || echo "${L[recv-${1#long-}.conns]}"; }
+  c_conns() { [[ $1 == long-off ]] && echo "–" || num "${L[recv-${1#long-}.conns]}"; }
   c_cpu() { [[ $1 == long-off ]] && echo "–" || long_cpu "$1"; }
   c_whole() { echo "$(whole_cpu "$1") ms"; }
   c_warns() { echo "${L[$1.warns]}"; }
@@ -829,6 +830,10 @@ reserves 256 CPU units (0.25 vCPU) and 512 MiB for the collector container.
 - **RSS while pushing.** Against "push off": the two pusher threads (\`push\`, \`push-send\`)
   and their buffers, the last request and the staleness set; https adds rustls' connection
   state, the parsed root store and ring. VmHWM above VmRSS is start-up and the first pushes.
+  The slope is a least-squares line through samples that move by a few pages either way: over
+  a few dozen pushes (the \`--interval $RECONNECT_INTERVAL\` column) one step of the allocator
+  reads as a slope; the last column's thousands of reconnections are the test of a leak per
+  connection. A thread count above 5 there is a resolver thread caught alive (below).
 - **CPU per push.** Most of it is \`push\`: every sample's label set is built as owned strings,
   sorted, and merged with the previous push's sets (staleness) before the protobuf and snappy;
   allocation-heavy work, where musl's allocator (the static binary's) is slower than glibc's.
@@ -862,6 +867,8 @@ curl -s -o /dev/null -H 'Connection: close' 'http://127.0.0.1:<port>/metrics?n=[
 ecs-container-exporter --metadata-url <sim> --bind-address 127.0.0.1 --exporter-port <port> \\
   --interval 1|$CPU_INTERVAL --remote-write-url https://127.0.0.1:<receiver>/api/v1/write \\
   --remote-write-sigv4 --remote-write-sigv4-region $REGION --remote-write-ca-file ca.pem
+# 3 also: --interval $RECONNECT_INTERVAL; and --interval 0.1 to python3 closing.py (written by the script:
+#   https, every request answered 204 with Connection: close)
 # 5: the same exporter pushing, and one with push off scraped by
 prometheus --enable-feature=agent --config.file=agent.yml --storage.agent.path=<dir> \\
   --web.listen-address=127.0.0.1:<port>   # scrape_interval = --interval; remote_write: tls_config, sigv4
