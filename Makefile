@@ -5,6 +5,8 @@
 #   make bench   benchmarks, side by side with the Python original; writes BENCHMARKS.md
 #   make fleet   N simulated tasks (N=10), one exporter each, one Prometheus: measured (stdout)
 #   make bench-tiny-http   tiny_http 0.12.0 vs our HTTP server (accept errors, idle connections)
+#   make bench-push   remote write's costs (size, RSS, CPU per push, Prometheus agent side by
+#                side); rewrites its section of BENCHMARKS.md (~30 min; BENCH_PUSH_SECS=60 shorter)
 #   make static  static musl release binary (static-arm64: Graviton)
 #   make dist    release archives for amd64 and arm64, their SBOMs and sha256sums.txt, in dist/
 #   make image   the FROM scratch image (ARCH=arm64: the Graviton one, tagged VERSION-arm64)
@@ -56,7 +58,7 @@ $(error ARCH must be amd64 or arm64, not '$(ARCH)')
 endif
 endif
 
-.PHONY: demo demo-prometheus test lint bench bench-tiny-http soak fleet fuzz static static-amd64 \
+.PHONY: demo demo-prometheus test lint bench bench-tiny-http bench-push soak fleet fuzz static static-amd64 \
   static-arm64 dist dist-amd64 dist-arm64 image push release-tools clean
 
 # cargo-auditable and cargo-cyclonedx at their pinned versions (.ci/run installs them up front).
@@ -104,6 +106,9 @@ fleet:
 
 bench-tiny-http:
 	bash tests/bench/tiny_http.sh
+
+bench-push:
+	bash tests/bench/push.sh --update BENCHMARKS.md
 
 soak:
 	bash tests/bench/soak.sh

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# What the benchmark scripts of tests/bench (run.sh, server.sh, tiny_http.sh, soak.sh, budgets.sh)
-# share. Each sources it once it is at the repository root:
+# What the benchmark scripts of tests/bench (run.sh, server.sh, tiny_http.sh, soak.sh, budgets.sh,
+# push.sh) share. Each sources it once it is at the repository root:
 #
 #   . tests/bench/lib.sh
 #   log_as server            # progress lines "server: ..." on stderr
@@ -171,6 +171,19 @@ python_private_tmp() {
 cpu_ticks() { # utime + stime of a process (all its threads, dead ones included), in ticks
   sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
 }
+# thread_ns PID NAME: CPU ns of PID's thread named NAME (schedstat, ns resolution); 0 if none.
+thread_ns() {
+  local t
+  for t in /proc/"$1"/task/*; do
+    if [[ $(cat "$t/comm" 2>/dev/null) == "$2" ]]; then
+      awk '{print $1}' "$t/schedstat"
+      return 0
+    fi
+  done
+  echo 0
+}
+# threads_ns PID: CPU ns of all PID's live threads (schedstat; exited threads are not counted).
+threads_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%d\n", s}'; }
 stime_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $13}'; }
 status_field() { awk -v f="$2:" '$1 == f {print $2; exit}' "/proc/$1/status"; } # PID FIELD
 rss_kib() { status_field "$1" VmRSS; }

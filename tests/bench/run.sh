@@ -6,8 +6,9 @@
 # Needs: cargo, python3 (with venv + pip, network access to PyPI on the first run), curl, wrk
 # (apt-get install -y wrk), strace (for tests/bench/server.sh), prlimit (util-linux, for
 # tests/bench/server.sh and tests/bench/tiny_http.sh, which also fetches
-# tiny_http from crates.io on its first run). Only loopback traffic; every wait and loop is
-# bounded in count and time; every process started here is killed by its PID on exit.
+# tiny_http from crates.io on its first run), prometheus and openssl (for tests/bench/push.sh, the
+# remote-write section; `make bench-push` runs it alone). Only loopback traffic; every wait and
+# loop is bounded in count and time; every process started here is killed by its PID on exit.
 #
 # Knobs (environment): BENCH_SCRAPES (1000) sequential scrapes per exporter for latency, RSS and
 # CPU; BENCH_OURS_CPU_SCRAPES (10000) scrapes over which our CPU is measured (clock-tick
@@ -15,6 +16,7 @@
 # BENCH_POLLS (300) polls per task size; BENCH_OUT (./BENCHMARKS.md); BENCH_WORK (target/bench);
 # BENCH_FLEET (1; 0 leaves out the fleet section, tests/bench/fleet.sh: about 8 minutes and the
 # loopback ports FLEET_PORT (19200) to FLEET_PORT + 200); BENCH_FLEET_SIZES ("10 50 100").
+# BENCH_PUSH_* for tests/bench/push.sh (its header; BENCH_PUSH_SECS=600 makes it ~30 minutes).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -39,16 +41,6 @@ need_tools --hint "wrk: apt-get install -y wrk" cargo python3 curl wrk rustc
 SIM=$ROOT/target/release/ecs-task-sim
 
 # ---------------------------------------------------------------------------------------------
-thread_ns() { # CPU ns of the thread of PID named NAME (from schedstat, ns resolution)
-  local t
-  for t in /proc/"$1"/task/*; do
-    if [[ $(cat "$t/comm" 2>/dev/null) == "$2" ]]; then
-      awk '{print $1}' "$t/schedstat"
-      return 0
-    fi
-  done
-  echo 0
-}
 poll_cpu_ns() { # the poller thread's CPU ns; the whole process's if no thread is named poller
   local ns
   ns=$(thread_ns "$1" poller)
@@ -310,6 +302,10 @@ log "budgets: bash tests/bench/budgets.sh"
 BUDGETS_TABLE=$(bash "$ROOT/tests/bench/budgets.sh" 2>>"$LOG") || BUDGETS_TABLE="## Budgets
 
 The budgets script failed or could not run; see $LOG."
+log "remote write: bash tests/bench/push.sh (about half an hour with BENCH_PUSH_SECS=600)"
+PUSH_TABLE=$(BENCH_WORK=$WORK bash "$ROOT/tests/bench/push.sh" 2>>"$LOG") || PUSH_TABLE="## Remote write (issue #17)
+
+The remote-write benchmark (tests/bench/push.sh) failed or could not run; see $LOG."
 log "HTTP server: bash tests/bench/server.sh (the previous server is built once, into target/bench/prev-server)"
 SERVER_RESULTS=$WORK/server.results
 rm -f "$SERVER_RESULTS"
@@ -507,6 +503,8 @@ EOF
   echo "## Budgets of the shipped binary and image (tests/bench/budgets.sh)"
   echo
   echo "$BUDGETS_TABLE"
+  echo
+  echo "$PUSH_TABLE"
   echo
   echo "$SERVER_TABLE"
   echo
