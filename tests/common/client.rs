@@ -259,9 +259,12 @@ pub fn connect_and_drop(addr: SocketAddr, i: usize) {
 /// server closes the connection or `give_up` passes: how long the server held it (`None`: it was
 /// still open at `give_up`). Panics if the server answers the unfinished head.
 pub fn trickle(addr: SocketAddr, every: Duration, give_up: Duration) -> Option<Duration> {
+    // The clock starts before the connect: the server's deadline starts at its accept, which
+    // comes after, so the time measured is never shorter than the server's (a test thread
+    // descheduled between connect and a later clock read measured a 300 ms deadline as 198 ms).
+    let started = std::time::Instant::now();
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream.set_read_timeout(Some(every)).expect("timeout");
-    let started = std::time::Instant::now();
     let bytes = b"GET /metrics HTTP/1.1\r\nX-Trickle: "
         .iter()
         .chain(b"a".iter().cycle());
