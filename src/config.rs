@@ -18,7 +18,7 @@ use std::time::Duration;
 use argh::FromArgs;
 
 use crate::core::compute::Filter;
-use crate::core::filter::{self, List, MetricFilter};
+use crate::core::filter::{List, MetricFilter};
 pub use remote_write::{Auth, RemoteWrite, Secret};
 use values::Raw;
 pub use values::{DEFAULT_DOCKER_HOST, DockerHost};
@@ -399,7 +399,7 @@ fn metric_filter(
         (None, Some(raw)) => (List::Deny, raw),
     };
     let entries: Vec<String> = raw.value.split(',').map(str::to_owned).collect();
-    MetricFilter::parse(list, &entries, &filter::known_families())
+    MetricFilter::parse(list, &entries, &crate::core::compute::known_families())
         .map_err(|e| ConfigError(format!("invalid value for {}: {e}", raw.source)))
 }
 

@@ -182,8 +182,9 @@ mod tests {
     use super::*;
     use crate::config::{Origin, StatsdTarget};
     use crate::core::compute::Filter;
+    use crate::core::compute::known_families;
     use crate::core::dogstatsd;
-    use crate::core::filter::{List, MetricFilter, known_families};
+    use crate::core::filter::{List, MetricFilter};
     use crate::source::fake::{self, Fake};
     use std::time::Duration;
 

@@ -15,8 +15,6 @@
 //! Out of scope: where the lists come from (`config`), the families themselves (`compute`,
 //! `health`).
 
-use crate::core::{compute, health};
-
 /// Which way a list works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum List {
@@ -77,14 +75,6 @@ impl MetricFilter {
     pub fn is_all(&self) -> bool {
         self.list.is_none()
     }
-}
-
-/// Every family name the exporter can emit, in exposition order: the data families, then its
-/// own, those of DogStatsD and remote write included whether they are on or not.
-pub fn known_families() -> Vec<&'static str> {
-    compute::family_names()
-        .chain(health::FAMILY_NAMES)
-        .collect()
 }
 
 /// Whether `pattern` matches the whole of `name`; `*` matches any run of characters.
@@ -160,8 +150,12 @@ mod tests {
     }
 
     fn filter(kind: List, entries: &str) -> MetricFilter {
-        MetricFilter::parse(kind, &list(entries), &known_families())
-            .unwrap_or_else(|e| panic!("{entries}: {e}"))
+        MetricFilter::parse(
+            kind,
+            &list(entries),
+            &crate::core::compute::known_families(),
+        )
+        .unwrap_or_else(|e| panic!("{entries}: {e}"))
     }
 
     #[test]
@@ -230,7 +224,11 @@ mod tests {
         let f = filter(List::Allow, "  ecs_task_mem_usage ,, ecs_exporter_up\t,");
         assert!(f.allows("ecs_task_mem_usage") && f.allows("ecs_exporter_up"));
         for empty in ["", " , ,"] {
-            let err = MetricFilter::parse(List::Deny, &list(empty), &known_families());
+            let err = MetricFilter::parse(
+                List::Deny,
+                &list(empty),
+                &crate::core::compute::known_families(),
+            );
             assert!(
                 err.is_err_and(|e| e.contains("expected a comma list")),
                 "{empty:?}"
@@ -240,7 +238,7 @@ mod tests {
 
     #[test]
     fn an_entry_that_matches_nothing_is_refused_with_the_nearest_name() {
-        let known = known_families();
+        let known = crate::core::compute::known_families();
         let cases = [
             ("ecs_task_mem_usge", "did you mean ecs_task_mem_usage?"),
             ("ECS_TASK_MEM_USAGE", "did you mean ecs_task_mem_usage?"),
@@ -269,7 +267,7 @@ mod tests {
 
     #[test]
     fn every_family_the_exporter_can_emit_is_known_once_self_metrics_included() {
-        let known = known_families();
+        let known = crate::core::compute::known_families();
         for name in [
             "ecs_task_cpu_limit",
             "ecs_task_network_tx_dropped_total",

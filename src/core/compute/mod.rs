@@ -23,6 +23,7 @@ mod totals;
 use std::collections::HashMap;
 
 use crate::core::filter::MetricFilter;
+use crate::core::health;
 use crate::core::payload::{Container, Sample, Stats, Task};
 use crate::core::snapshot::{Snapshot, TaskTags, Value};
 
@@ -30,6 +31,13 @@ use cpu::{Previous, Window};
 use disk::Io;
 pub use disk::device_mapper_majors;
 pub use families::names as family_names;
+
+/// Every family name the exporter can emit, in exposition order: the data families, then its
+/// own, those of DogStatsD and remote write included whether they are on or not (what a family
+/// filter is checked against).
+pub fn known_families() -> Vec<&'static str> {
+    family_names().chain(health::FAMILY_NAMES).collect()
+}
 pub use totals::Totals;
 use totals::{Combine, Reading};
 
@@ -458,7 +466,7 @@ mod tests {
     /// only when a family left needs one.
     #[test]
     fn filtered_families_are_neither_computed_nor_carried() {
-        use crate::core::filter::{List, MetricFilter, known_families};
+        use crate::core::filter::{List, MetricFilter};
         let mut s = sample(10, 2 * S as u64, Some(20 * S as u64));
         s.precpu = cpu(S as u64, Some(10 * S as u64));
         s.networks = vec![("eth0".into(), crate::core::payload::Net::default())];
