@@ -1,7 +1,7 @@
 //! `--docker` against the real Docker engine of this machine.
 //!
 //! Builds the static musl binaries (`cargo build --profile dist --target x86_64-unknown-linux-musl
-//! --bins`, into a target directory of this test's own) and a throw-away `FROM scratch` image of
+//! --bins`, into the target directory `make static` uses) and a throw-away `FROM scratch` image of
 //! them, nothing pulled. Then starts:
 //! - `sim`: `ecs-task-sim` serving 300 containers' worth of JSON, limited to `--cpus 0.5
 //!   --memory 32m`;
@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::docker::{AMD64, Cleanup, cargo_dist_build, docker, no_engine};
+use common::docker::{AMD64, Cleanup, cargo_dist_build, dist_binary, docker, no_engine};
 use common::{EXPORTER, Exporter, Scrape, free_port, parse_strict};
 
 #[test]
@@ -537,11 +537,14 @@ fn promtool(text: &str) -> Option<String> {
     None
 }
 
-/// The static binaries, built into a target directory of this test's own.
+/// The static binaries, built where `make static` and the other tests build them (the same
+/// build: warm, nothing to do; after a commit, one link of each binary for all these tests).
 fn build_static_binaries() -> PathBuf {
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("docker-host-musl");
     let started = Instant::now();
-    cargo_dist_build(AMD64, &["--bins"], Some(&target));
+    cargo_dist_build(AMD64, &["--bins"], None);
     eprintln!("static binaries built in {:.1?}", started.elapsed());
-    target.join(AMD64).join("dist")
+    dist_binary(AMD64, "ecs-container-exporter")
+        .parent()
+        .expect("the dist directory")
+        .to_path_buf()
 }
