@@ -79,9 +79,17 @@ demo-prometheus:
 
 # Every test with the default features (remote write on), then the minimal binary's own tests
 # (--no-default-features: the unit tests, the configuration and the binary refusing push).
+# Through cargo-nextest when installed (`cargo install cargo-nextest --locked`; .ci/run does):
+# every test in its own process, in parallel across the test binaries, grouped as
+# .config/nextest.toml says. Without it, `cargo test` runs the binaries one after another
+# (several minutes longer). The fuzz targets get FUZZ_SECONDS each (`make fuzz`: 60).
+FUZZ_SECONDS ?= 1
+NEXTEST = $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
+TEST_RUN = $(if $(NEXTEST),$(CARGO) nextest run,$(CARGO) test)
 test:
-	$(CARGO) test --all-targets
-	$(CARGO) test --no-default-features --lib --bins --test minimal
+	@$(if $(NEXTEST),,echo "make test: cargo-nextest is not installed; running cargo test (slower)")
+	FUZZ_SECONDS='$(FUZZ_SECONDS)' $(TEST_RUN) --all-targets
+	FUZZ_SECONDS='$(FUZZ_SECONDS)' $(TEST_RUN) --no-default-features --lib --bins --test minimal
 
 lint:
 	$(CARGO) fmt --check

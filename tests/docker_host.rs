@@ -1,7 +1,7 @@
 //! `--docker` against the real Docker engine of this machine.
 //!
 //! Builds the static musl binaries (`cargo build --profile dist --target x86_64-unknown-linux-musl
-//! --bins`, into a target directory of this test's own) and a throw-away `FROM scratch` image of
+//! --bins`, into the target directory `make static` uses) and a throw-away `FROM scratch` image of
 //! them, nothing pulled. Then starts:
 //! - `sim`: `ecs-task-sim` serving 300 containers' worth of JSON, limited to `--cpus 0.5
 //!   --memory 32m`;
@@ -26,7 +26,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::docker::{AMD64, Cleanup, cargo_dist_build, docker, no_engine};
+use common::docker::{AMD64, Cleanup, cargo_dist_build, dist_binary, docker, no_engine};
 use common::prometheus::{promtool_check_metrics, promtool_installed};
 use common::{Launch, Scrape, label, parse_strict, skip, task_counters};
 
@@ -477,11 +477,14 @@ fn lint(text: &str) {
     parse_strict(text).expect("strict parse");
 }
 
-/// The static binaries, built into a target directory of this test's own.
+/// The static binaries, built where `make static` and the other tests build them (the same
+/// build: warm, nothing to do; after a commit, one link of each binary for all these tests).
 fn build_static_binaries() -> PathBuf {
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("docker-host-musl");
     let started = Instant::now();
-    cargo_dist_build(AMD64, &["--bins"], Some(&target));
+    cargo_dist_build(AMD64, &["--bins"], None);
     eprintln!("static binaries built in {:.1?}", started.elapsed());
-    target.join(AMD64).join("dist")
+    dist_binary(AMD64, "ecs-container-exporter")
+        .parent()
+        .expect("the dist directory")
+        .to_path_buf()
 }

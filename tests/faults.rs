@@ -11,8 +11,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use common::{Exporter, Scrape, Sim, container_names, http_get, label, wait_for};
@@ -281,8 +281,9 @@ fn http_429_on_both_endpoints_is_counted_once_under_task() {
 
 #[test]
 fn hanging_endpoint_times_out_keeps_last_numbers_and_counts_timeouts() {
-    // Each hung request sleeps 8 s; the exporter gives up after 3 s.
-    fault_is_survived("hang", "&secs=8", "timeout", "3", &[TASK_STATS, TASK]);
+    // Each hung request sleeps 2.5 s; the exporter gives up after 1 s (a second is still ample
+    // for the simulator's other answers on loopback, which must not time out).
+    fault_is_survived("hang", "&ms=2500", "timeout", "1", &[TASK_STATS, TASK]);
 }
 
 #[test]
@@ -309,15 +310,39 @@ fn body_over_16_mib_keeps_last_numbers_and_counts_too_large() {
 // ---------------------------------------------------------------------------------------------
 // The endpoint not there at all.
 
+/// A free port on 127.0.0.1 that no other process takes meanwhile: one below the kernel's
+/// ephemeral range (`ip_local_port_range`), from which every `bind` to port 0 and every outgoing
+/// connection takes its port, so only an explicit bind can take it. (Tests run in parallel
+/// processes take and release ephemeral ports all the time: one of those, once released, is
+/// soon someone else's.) Each call of a process starts its search elsewhere.
+fn port_no_one_takes() -> u16 {
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+    let range =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let low: u32 = range
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(32768);
+    assert!(
+        low > 2048,
+        "the ephemeral ports start at {low}: no room below"
+    );
+    let span = low - 1024;
+    let start = std::process::id()
+        .wrapping_mul(7919)
+        .wrapping_add(CALLS.fetch_add(1, Ordering::Relaxed).wrapping_mul(1009))
+        % span;
+    (0..span)
+        .map(|i| (1024 + (start + i) % span) as u16)
+        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .expect("a free port below the ephemeral range")
+}
+
 #[test]
 fn unreachable_endpoint_at_start_serves_keeps_retrying_and_recovers() {
-    // A port that refuses connections and that no one else can take meanwhile: the local end of
-    // a connection of ours (bound, not listening). Released just before the simulator binds it.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
-    let holder =
-        std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
-    let accepted = listener.accept().expect("accept");
-    let port = holder.local_addr().expect("local addr").port();
+    // A port that refuses connections (nothing listens) and that no one else takes meanwhile.
+    let port = port_no_one_takes();
     let url = format!("http://127.0.0.1:{port}");
     // `Exporter::start` returns once `/metrics` answers: the server does not wait for the endpoint.
     let exporter = start_exporter(&url, "5");
@@ -335,12 +360,6 @@ fn unreachable_endpoint_at_start_serves_keeps_retrying_and_recovers() {
     let (health, _, _) = http_get(exporter.addr, "/health", &[]).expect("/health");
     assert_eq!(health, 200, "the poller completes its attempts");
 
-    // Release the port without leaving it in TIME_WAIT on our side: the peer closes first.
-    drop(accepted);
-    let mut holder = holder;
-    let _ = holder.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = holder.read(&mut [0u8; 1]); // EOF: the peer's FIN has arrived
-    drop((holder, listener));
     let _sim = Sim::start_on(port, &["--profile", "ec2-bridge"]);
     let after = wait_good(&exporter, "after the endpoint appeared");
     assert!(
@@ -353,8 +372,9 @@ fn unreachable_endpoint_at_start_serves_keeps_retrying_and_recovers() {
 
 #[test]
 fn endpoint_going_away_keeps_last_numbers_and_counts_connect_errors() {
-    let sim = Sim::start(&["--profile", "ec2-bridge"]);
-    let port = sim.addr.port();
+    // On a port that no one else takes once the simulator has gone.
+    let port = port_no_one_takes();
+    let sim = Sim::start_on(port, &["--profile", "ec2-bridge"]);
     let exporter = start_exporter(&sim.url, "5");
     let before = wait_good(&exporter, "before");
     drop(sim); // killed: connections are refused from now on

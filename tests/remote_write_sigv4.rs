@@ -7,7 +7,7 @@
 //!   region from `AWS_REGION` (a 127.0.0.1 URL names none): accepted, every series arrives. A
 //!   wrong secret and a wrong region are refused (403, dropped), so the proxy does check.
 //! - Task-role credentials from the simulator (`AWS_CONTAINER_CREDENTIALS_FULL_URI` with
-//!   `AWS_CONTAINER_AUTHORIZATION_TOKEN`; 90-second credentials, a new key at half-life): every
+//!   `AWS_CONTAINER_AUTHORIZATION_TOKEN`; 20-second credentials, a new key at half-life): every
 //!   request accepted across a rotation, none retried or dropped, and more than one key used.
 //!   The region from the AMP host name is a unit test's (`core::sigv4`).
 //!
@@ -190,7 +190,7 @@ fn sigv4_with_task_role_credentials_is_accepted_across_a_rotation() {
         "--profile",
         "ec2-bridge",
         "--credentials-lifetime",
-        "90",
+        "20",
         "--credentials-token",
         "sim-token",
     ]);
@@ -219,7 +219,7 @@ fn sigv4_with_task_role_credentials_is_accepted_across_a_rotation() {
     );
     let watch = Watch::start(exporter.addr);
     arrives(&prometheus, &exporter, "task-role");
-    // Keys rotate at half their lifetime (45 s): wait for three pushes with the second key.
+    // Keys rotate at half their lifetime (10 s): wait for three pushes with the second key.
     let mut stats = String::new();
     let rotated = wait_for(Duration::from_secs(75), || {
         stats = proxy.stats();

@@ -23,6 +23,11 @@ const TASK: &str = "_task_";
 const PATIENCE: Duration = Duration::from_secs(30);
 /// Bytes each running container receives per second in the simulator (bridge mode).
 const RX_PER_SECOND: f64 = 20_000.0;
+/// Seconds of steady traffic before the restart in the window of the `increase()` checked.
+const LEAD: f64 = 4.0;
+/// Prometheus samples (a scrape a second) taken after the exporter has polled a change, before
+/// the next step.
+const AFTER_EACH: f64 = 3.0;
 
 /// Containers that are RUNNING and have a sample (a CPU counter) in this scrape.
 fn running_with_samples(s: &Scrape) -> Vec<String> {
@@ -210,14 +215,51 @@ fn prometheus_sees_no_reset_and_counts_the_traffic_across_a_restart_and_a_stop()
             .map(|d| d.as_secs_f64())
             .unwrap_or_default()
     };
-    std::thread::sleep(Duration::from_secs(12));
+    // Waits until Prometheus holds `n` samples of the task's rx stamped after `since` (scrapes
+    // every second: about `n` seconds, however slow a loaded machine makes them).
+    let scraped_since = |since: f64, n: f64| {
+        let mut count = 0.0;
+        let done = wait_for(PATIENCE, || {
+            let at = now();
+            let range_ms = ((at - since) * 1000.0).max(1.0);
+            count = prometheus
+                .query(&format!("count_over_time({rx}[{range_ms:.0}ms])"), Some(at))
+                .first()
+                .map_or(0.0, |r| sample_value(&r["value"]));
+            count >= n
+        });
+        assert!(
+            done,
+            "{count} samples since {since}, not {n}:\n{}",
+            prometheus.log()
+        );
+    };
+    // Samples from more than LEAD s before the restart: the increase window below starts there.
+    scraped_since(now(), LEAD + 2.0);
 
     let restarted = now();
     sim.control("restart?container=prometheus");
-    std::thread::sleep(Duration::from_secs(12));
+    let polled = |what: &str, check: &dyn Fn(&Scrape) -> bool| {
+        let s = exporter.scrape_until(PATIENCE, check);
+        assert!(check(&s), "the exporter never polled {what}");
+        now()
+    };
+    let seen = polled("the restart", &|s| {
+        s.get(
+            "ecs_container_restarts_total",
+            &[("container_name", "prometheus")],
+        ) == Some(1.0)
+    });
+    scraped_since(seen, AFTER_EACH);
     let stopped = now();
     sim.control("stop?container=ecs-exporter");
-    std::thread::sleep(Duration::from_secs(12));
+    let seen = polled("the stop", &|s| {
+        s.get(
+            "ecs_container_known_status",
+            &[("container_name", "ecs-exporter"), ("status", "STOPPED")],
+        ) == Some(1.0)
+    });
+    scraped_since(seen, AFTER_EACH);
     let end = now();
 
     // No reset of any task counter (Prometheus would count the whole total again).
@@ -240,10 +282,10 @@ fn prometheus_sees_no_reset_and_counts_the_traffic_across_a_restart_and_a_stop()
             assert_eq!(sample_value(&r["value"]), 0.0, "{family}: {}", r["metric"]);
         }
     }
-    // Traffic over a window from 10 s before the restart to the end: `prometheus` ran all of
+    // Traffic over a window from LEAD s before the restart to the end: `prometheus` ran all of
     // it (its restart resets only its own counter), `ecs-exporter` until it stopped.
-    let window = end - (restarted - 10.0);
-    let expected = RX_PER_SECOND * (window + (stopped - (restarted - 10.0)));
+    let window = end - (restarted - LEAD);
+    let expected = RX_PER_SECOND * (window + (stopped - (restarted - LEAD)));
     let increase = prometheus.query(&format!("increase({rx}[{window:.0}s])"), Some(end));
     let got = sample_value(&increase.first().expect("an increase")["value"]);
     // Short by what no poll saw: what each container received after its last poll before the

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Kind {
     Status(u16),
-    /// Sleep this many seconds, then answer normally.
+    /// Sleep this many milliseconds, then answer normally.
     Hang(u64),
     CloseMidBody,
     TruncatedJson,
@@ -25,7 +25,7 @@ const KINDS: [(&str, Kind); 12] = [
     ("status500", Kind::Status(500)),
     ("status404", Kind::Status(404)),
     ("status429", Kind::Status(429)),
-    ("hang", Kind::Hang(30)),
+    ("hang", Kind::Hang(30_000)),
     ("close_mid_body", Kind::CloseMidBody),
     ("truncated_json", Kind::TruncatedJson),
     ("invalid_json", Kind::InvalidJson),
@@ -37,8 +37,8 @@ const KINDS: [(&str, Kind); 12] = [
 ];
 
 impl Kind {
-    /// Parse a kind name; `secs` overrides the default 30 s of `hang`.
-    pub fn parse(name: &str, secs: Option<u64>) -> Result<Kind, String> {
+    /// Parse a kind name; `hang_ms` overrides the default 30 s of `hang`.
+    pub fn parse(name: &str, hang_ms: Option<u64>) -> Result<Kind, String> {
         let Some(&(_, kind)) = KINDS.iter().find(|(n, _)| *n == name) else {
             let names: Vec<&str> = KINDS.iter().map(|(n, _)| *n).collect();
             return Err(format!(
@@ -47,7 +47,7 @@ impl Kind {
             ));
         };
         Ok(match kind {
-            Kind::Hang(default) => Kind::Hang(secs.unwrap_or(default)),
+            Kind::Hang(default) => Kind::Hang(hang_ms.unwrap_or(default)),
             other => other,
         })
     }
@@ -157,8 +157,8 @@ impl Faults {
             .iter()
             .map(|f| {
                 let mut v = json!({"kind": f.kind.name(), "endpoint": f.endpoint.name(), "remaining": f.remaining});
-                if let Kind::Hang(secs) = f.kind {
-                    v["secs"] = secs.into();
+                if let Kind::Hang(ms) = f.kind {
+                    v["ms"] = ms.into();
                 }
                 v
             })

@@ -7,7 +7,8 @@
 //! control plane. Every control answer but a 400 is the `/control/state` JSON; a 400 is a JSON
 //! string saying what is wrong: an unknown container, the pause container, a bad value, a
 //! container already in that state.
-//! - `/control/fault?kind=K&endpoint=E&count=N&secs=S`, `/control/clear`;
+//! - `/control/fault?kind=K&endpoint=E&count=N&secs=S` (`hang`'s time; `ms=M` in milliseconds),
+//!   `/control/clear`;
 //! - `/control/restart?container=NAME`, `/control/stop?container=NAME&exit_code=N`
 //!   (default 0), `/control/start?container=NAME`,
 //!   `/control/health?container=NAME&status=healthy|unhealthy|unknown`: dated
@@ -106,8 +107,8 @@ fn serve_data(app: &App, s: &mut TcpStream, endpoint: Endpoint) -> io::Result<()
     if let Some(kind) = fault {
         log::info!("fault {} on {}", kind.name(), endpoint.name());
     }
-    if let Some(Kind::Hang(secs)) = fault {
-        std::thread::sleep(Duration::from_secs(secs));
+    if let Some(Kind::Hang(ms)) = fault {
+        std::thread::sleep(Duration::from_millis(ms));
         fault = None;
     }
     let body = match fault {
@@ -156,17 +157,19 @@ fn too_large(s: &mut TcpStream, body: &str) -> io::Result<()> {
     s.flush()
 }
 
-/// Parse `kind=K&endpoint=E&count=N&secs=S`.
+/// Parse `kind=K&endpoint=E&count=N&secs=S`; `ms=M` sets `hang`'s time in milliseconds instead
+/// of `secs` (a test's hang of a fraction of a second).
 fn parse_fault(query: &str) -> Result<(Kind, Endpoint, u64), String> {
     let number = |name: &str| -> Result<Option<u64>, String> {
         param(query, name)
             .map(|v| v.parse().map_err(|_| format!("bad {name}: {v:?}")))
             .transpose()
     };
-    let kind = Kind::parse(
-        &param(query, "kind").ok_or("missing kind")?,
-        number("secs")?,
-    )?;
+    let hang_ms = match (number("ms")?, number("secs")?) {
+        (Some(ms), _) => Some(ms),
+        (None, secs) => secs.map(|s| s.saturating_mul(1000)),
+    };
+    let kind = Kind::parse(&param(query, "kind").ok_or("missing kind")?, hang_ms)?;
     let endpoint = Endpoint::parse(&param(query, "endpoint").unwrap_or_else(|| "both".into()))?;
     Ok((kind, endpoint, number("count")?.unwrap_or(0)))
 }
@@ -323,6 +326,15 @@ mod tests {
         assert!(err("/control/stop", "container=a&exit_code=x").contains("bad exit_code \"x\""));
         assert_eq!(err("/control/health", "container=a"), "missing status");
         assert!(err("/control/health", "container=a&status=sick").contains("bad status \"sick\""));
+    }
+
+    #[test]
+    fn a_hang_lasts_secs_or_ms_and_30_s_by_default() {
+        let hang = |query| parse_fault(query).map(|(kind, _, _)| kind);
+        assert_eq!(hang("kind=hang"), Ok(Kind::Hang(30_000)));
+        assert_eq!(hang("kind=hang&secs=8"), Ok(Kind::Hang(8_000)));
+        assert_eq!(hang("kind=hang&ms=250"), Ok(Kind::Hang(250)));
+        assert!(hang("kind=hang&ms=0.5").is_err_and(|e| e.contains("bad ms")));
     }
 
     #[test]
