@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use common::{Exporter, Scrape, Sim, container_names, http_get, label, wait_for};
+use common::{Exporter, Scrape, Sim, container_names, http_get, label, runs, wait_for};
 
 /// How long an eventual condition may take (polls are every 250 ms; this is for a loaded box).
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -370,6 +370,37 @@ fn unreachable_endpoint_at_start_serves_keeps_retrying_and_recovers() {
     check_failure_logs(&logs, &after, "connect", 1);
 }
 
+/// Whether a connection to `port` on 127.0.0.1 is open on the listening side (accepted or
+/// waiting to be, or the answer not yet closed), from `/proc/net/tcp`.
+fn connection_open_to(port: u16) -> bool {
+    let local = format!("0100007F:{port:04X}");
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    table.lines().skip(1).any(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        // ESTABLISHED, SYN_RECV, CLOSE_WAIT: the simulator has not closed its end yet.
+        cols.len() > 3 && cols[1] == local && matches!(cols[3], "01" | "03" | "08")
+    })
+}
+
+/// Kills the simulator while the exporter sends it nothing: the exporter is stopped (SIGSTOP)
+/// at a moment when no connection to the simulator is open, the simulator killed, the exporter
+/// continued. What the exporter had received stays in its socket and is read as a whole answer.
+fn kill_between_requests(sim: Sim, exporter: &Exporter) {
+    let (pid, port) = (exporter.child.id().to_string(), sim.addr.port());
+    let signal = |name: &str| assert!(runs("kill", &["-s", name, &pid]), "kill -s {name} {pid}");
+    for _ in 0..500 {
+        signal("STOP");
+        if !connection_open_to(port) {
+            drop(sim);
+            signal("CONT");
+            return;
+        }
+        signal("CONT");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("a connection to the simulator was open at every look");
+}
+
 #[test]
 fn endpoint_going_away_keeps_last_numbers_and_counts_connect_errors() {
     // On a port that no one else takes once the simulator has gone.
@@ -377,7 +408,9 @@ fn endpoint_going_away_keeps_last_numbers_and_counts_connect_errors() {
     let sim = Sim::start_on(port, &["--profile", "ec2-bridge"]);
     let exporter = start_exporter(&sim.url, "5");
     let before = wait_good(&exporter, "before");
-    drop(sim); // killed: connections are refused from now on
+    // Killed between two requests: connections are refused from now on. (Killed while it
+    // answers, the request in flight would fail with an I/O error instead.)
+    kill_between_requests(sim, &exporter);
 
     let during = exporter.scrape_until(PATIENCE, |s| errors(s, "task", "connect") >= 1.0);
     let later = exporter.scrape_until(PATIENCE, |s| {
