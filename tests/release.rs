@@ -943,25 +943,10 @@ fn sbom_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// `epoch` as cargo-cyclonedx writes the SBOM's time: `YYYY-MM-DDTHH:MM:SS.000000000Z` (UTC).
+/// `epoch` as cargo-cyclonedx writes the SBOM's time: `YYYY-MM-DDTHH:MM:SS.000000000Z` (UTC),
+/// which is the crate's own RFC 3339 form.
 fn sbom_time(epoch: u64) -> String {
-    let (days, secs) = (epoch / 86_400, epoch % 86_400);
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's days_from_civil, inverted).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.000000000Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    ecs_container_exporter::core::rfc3339::format(i128::from(epoch) * 1_000_000_000)
 }
 
 /// The SBOM of the binary for `triple`: CycloneDX 1.5 JSON describing ecs-container-exporter
